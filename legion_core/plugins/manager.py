@@ -1,0 +1,194 @@
+"""Loading plugins: entry points (group `legion`) plus the kernel's internal defaults.
+
+Rules, learnt from tox, conda, llm and datasette:
+- a plugin is blocked *before* its module is imported (`LEGION_DISABLE_PLUGINS`,
+  `plugins.disabled`, or absent from the `LEGION_PLUGINS` allow-list);
+- a plugin that raises on import or registration is recorded as failed, by name, and the
+  rest keep working, unless `LEGION_STRICT_PLUGINS=1`;
+- `check_pending()` runs after loading, so a misspelt hook name is an error, not silence;
+- `LEGION_TRACE_PLUGINS=1` traces every hook call to stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import importlib_metadata
+import pluggy
+
+from legion_core import hookspecs
+from legion_core.errors import PluginError
+
+ENTRY_POINT_GROUP = "legion"
+Status = Literal["active", "blocked", "failed"]
+
+#: Internal plugins, registered through the same manager as everyone else's.
+BUILTIN_PLUGINS: tuple[str, ...] = (
+    "legion_core.builtin.complexity",
+    "legion_core.builtin.quality",
+    "legion_core.builtin.secrets",
+)
+
+
+@dataclass
+class PluginRecord:
+    name: str
+    distribution: str | None
+    version: str | None
+    status: Status
+    hooks: list[str] = field(default_factory=list)
+    reason: str | None = None
+    builtin: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "distribution": self.distribution,
+            "version": self.version,
+            "status": self.status,
+            "hooks": self.hooks,
+            "reason": self.reason,
+            "builtin": self.builtin,
+        }
+
+
+def _env_list(name: str) -> list[str] | None:
+    raw = os.environ.get(name)
+    if raw is None:
+        return None
+    return [p.strip() for p in raw.split(",") if p.strip()]
+
+
+def _truthy(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+class PluginManager:
+    """A typed facade over `pluggy.PluginManager`; `pm.hook` stays available for the kernel."""
+
+    def __init__(self) -> None:
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        self.records: dict[str, PluginRecord] = {}
+        self._trace_undo: Any = None
+        if _truthy("LEGION_TRACE_PLUGINS"):
+            self.enable_tracing()
+
+    @property
+    def hook(self) -> Any:
+        return self.pm.hook
+
+    # -------------------------------------------------------------- loading
+    def load(self, disabled: Iterable[str] = (), *, builtins: bool = True,
+             entry_points: bool = True) -> None:
+        """Register built-ins, then entry points minus blocked ones, then check hook names."""
+        strict = _truthy("LEGION_STRICT_PLUGINS")
+        if builtins:
+            for modname in BUILTIN_PLUGINS:
+                self._register_module(modname, modname, None, None, builtin=True, strict=True)
+        if entry_points:
+            self._load_entry_points(set(disabled), strict)
+        self.check_pending()
+
+    def _load_entry_points(self, disabled: set[str], strict: bool) -> None:
+        allow = _env_list("LEGION_PLUGINS")
+        blocked = disabled | set(_env_list("LEGION_DISABLE_PLUGINS") or [])
+        for ep in importlib_metadata.entry_points(group=ENTRY_POINT_GROUP):
+            dist = ep.dist.name if ep.dist else None
+            version = ep.dist.version if ep.dist else None
+            names = {ep.name, dist or ""}
+            if (allow is not None and not names & set(allow)) or names & blocked:
+                why = "not in LEGION_PLUGINS" if allow is not None and not names & set(allow) else "disabled"
+                self.records[ep.name] = PluginRecord(ep.name, dist, version, "blocked", reason=why)
+                continue
+            if ep.name in self.records and self.records[ep.name].status == "active":
+                continue
+            try:
+                obj = ep.load()  # the import happens here, and only here
+            except Exception as e:  # noqa: BLE001 - any import failure is the plugin's, not ours
+                self._fail(ep.name, dist, version, e, strict)
+                continue
+            self._register_obj(obj, ep.name, dist, version, builtin=False, strict=strict)
+
+    def _register_module(self, modname: str, name: str, dist: str | None, version: str | None,
+                         *, builtin: bool, strict: bool) -> None:
+        import importlib
+
+        try:
+            obj = importlib.import_module(modname)
+        except Exception as e:  # noqa: BLE001
+            self._fail(name, dist, version, e, strict)
+            return
+        self._register_obj(obj, name, dist, version, builtin=builtin, strict=strict)
+
+    def _register_obj(self, obj: Any, name: str, dist: str | None, version: str | None, *,
+                      builtin: bool, strict: bool) -> None:
+        try:
+            if self.pm.get_plugin(name) is None:
+                self.pm.register(obj, name=name)
+        except Exception as e:  # noqa: BLE001 - e.g. a hookimpl with an unknown argument
+            self._fail(name, dist, version, e, strict)
+            return
+        hooks = sorted(h.name for h in (self.pm.get_hookcallers(obj) or []))
+        self.records[name] = PluginRecord(name, dist, version, "active", hooks=hooks, builtin=builtin)
+
+    def _fail(self, name: str, dist: str | None, version: str | None, exc: BaseException,
+              strict: bool) -> None:
+        reason = f"{type(exc).__name__}: {exc}"
+        self.records[name] = PluginRecord(name, dist, version, "failed", reason=reason)
+        from legion_core.log import get_logger
+
+        get_logger("legion.plugins").warning(
+            "plugin failed to load", plugin=name, distribution=dist, error=reason
+        )
+        if strict:
+            raise PluginError(f"plugin {name!r} failed to load: {reason}") from exc
+
+    def register(self, obj: Any, name: str | None = None) -> str:
+        """Register an in-process plugin (tests, embedding applications)."""
+        pname = self.pm.register(obj, name=name)
+        assert pname is not None
+        hooks = sorted(h.name for h in (self.pm.get_hookcallers(obj) or []))
+        self.records[pname] = PluginRecord(pname, None, None, "active", hooks=hooks)
+        self.check_pending()
+        return pname
+
+    def unregister(self, name: str) -> None:
+        self.pm.unregister(name=name)
+        self.records.pop(name, None)
+
+    def check_pending(self) -> None:
+        """Fail loudly on hookimpls that match no hookspec (a misspelt hook name)."""
+        try:
+            self.pm.check_pending()
+        except pluggy.PluginValidationError as e:
+            raise PluginError(f"unknown hook implementation: {e}") from e
+
+    # -------------------------------------------------------------- introspection
+    def plugins(self, *, include_builtin: bool = False) -> list[PluginRecord]:
+        recs = sorted(self.records.values(), key=lambda r: (r.builtin, r.name))
+        return [r for r in recs if include_builtin or not r.builtin]
+
+    def failed(self) -> list[PluginRecord]:
+        return [r for r in self.records.values() if r.status == "failed"]
+
+    def enable_tracing(self) -> None:
+        def before(hook_name: str, hook_impls: Any, kwargs: dict[str, Any]) -> None:
+            names = ",".join(i.plugin_name for i in hook_impls)
+            print(f"[legion trace] {hook_name} -> {names}", file=sys.stderr)
+
+        def after(outcome: Any, hook_name: str, hook_impls: Any, kwargs: dict[str, Any]) -> None:
+            exc = outcome.exception
+            if exc is not None:
+                print(f"[legion trace] {hook_name} raised {type(exc).__name__}", file=sys.stderr)
+
+        self._trace_undo = self.pm.add_hookcall_monitoring(before, after)
+
+
+def format_exception(exc: BaseException) -> str:
+    return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))

@@ -1,0 +1,59 @@
+"""One pooled HTTP client per provider instance: httpx's API over aiohttp's transport.
+
+httpx's default pool collapses under concurrency (DESIGN.md measured 483 vs 1868 req/s at
+32 connections), so every provider gets `httpx.AsyncClient` with the `httpx-aiohttp`
+transport. Timeouts come from settings (`llm.timeouts`, overridable per provider).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from httpx_aiohttp import AiohttpTransport
+
+from legion_core.errors import ProviderError, ProviderTimeout, ProviderUnavailable
+from legion_core.settings.models import ProviderSettings, TimeoutSettings
+
+
+def timeouts_for(settings: ProviderSettings, defaults: TimeoutSettings | None = None) -> httpx.Timeout:
+    d = defaults or TimeoutSettings()
+    read = settings.timeout_read if settings.timeout_read is not None else d.read
+    connect = settings.timeout_connect if settings.timeout_connect is not None else d.connect
+    return httpx.Timeout(read, connect=connect, pool=connect)
+
+
+def make_client(settings: ProviderSettings, *, base_url: str | None = None,
+                headers: dict[str, str] | None = None, defaults: TimeoutSettings | None = None,
+                **kw: Any) -> httpx.AsyncClient:
+    """A pooled async client. Create it lazily (inside the running loop) and reuse it."""
+    limits = httpx.Limits(max_connections=settings.max_connections,
+                          max_keepalive_connections=settings.max_connections, keepalive_expiry=30)
+    transport = AiohttpTransport(limits=limits, trust_env=False)
+    return httpx.AsyncClient(base_url=base_url or "", headers=headers or {}, transport=transport,
+                             timeout=timeouts_for(settings, defaults), **kw)
+
+
+def transport_error(exc: Exception, provider: str) -> ProviderError:
+    """Map a connection-level failure (refused, reset, timeout) to a typed error."""
+    if isinstance(exc, httpx.TimeoutException):
+        return ProviderTimeout(f"{provider}: upstream timed out", provider=provider)
+    return ProviderUnavailable(f"{provider}: upstream unreachable ({type(exc).__name__})",
+                               provider=provider)
+
+
+def retry_after_seconds(headers: Any) -> float | None:
+    raw = headers.get("retry-after") if headers is not None else None
+    if raw is None:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+        import datetime as dt
+
+        try:
+            when = parsedate_to_datetime(raw)
+            return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
+        except (TypeError, ValueError):
+            return None

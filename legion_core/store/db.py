@@ -1,0 +1,99 @@
+"""The one SQLite database (`$LEGION_HOME/data/legion.db`): audit log, tier-0 cache, spend,
+conversations and shared state. Migrations are a list of functions, applied in order and
+recorded in `_migrations` (the way simonw/llm does it). Append; never edit a shipped one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import sqlite_utils
+
+Migration = Callable[[sqlite_utils.Database], None]
+MIGRATIONS: list[Migration] = []
+
+
+def migration(fn: Migration) -> Migration:
+    MIGRATIONS.append(fn)
+    return fn
+
+
+@migration
+def m001_audit(db: sqlite_utils.Database) -> None:
+    db["audit"].create(
+        {
+            "request_id": str, "ts": float, "caller": str, "dialect": str, "intent": str,
+            "provider": str, "model": str, "tier": str, "rule": str, "candidates": str,
+            "attempts": str, "status": str, "error": str, "latency_ms": float,
+            "overhead_ms": float, "input_tokens": int, "output_tokens": int, "cost_usd": float,
+            "max_cost_usd": float, "cache_hit": int, "failovers": int, "escalated": int,
+            "stream": int,
+        },
+        pk="request_id",
+    )
+    db["audit"].create_index(["ts"])
+
+
+@migration
+def m002_cache(db: sqlite_utils.Database) -> None:
+    db["cache"].create(
+        {"key": str, "response": str, "created": float, "expires": float, "hits": int},
+        pk="key",
+    )
+
+
+@migration
+def m003_state(db: sqlite_utils.Database) -> None:
+    # Generic shared state (spend counters, circuit state, rate counters): see store/state.py.
+    db["state"].create({"key": str, "value": str, "expires": float}, pk="key")
+
+
+@migration
+def m004_conversations(db: sqlite_utils.Database) -> None:
+    db["conversations"].create(
+        {"id": str, "instructions": str, "messages": str, "created": float, "updated": float},
+        pk="id",
+    )
+
+
+class Store:
+    """Thread-safe access to the database. Writers batch; see `pipeline.audit`."""
+
+    def __init__(self, path: str | Path | None) -> None:
+        self.path = Path(path) if path and str(path) != ":memory:" else None
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=5000")
+        else:
+            conn = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+        self.conn = conn
+        self.db = sqlite_utils.Database(conn)
+        self.lock = threading.RLock()
+        self.migrate()
+
+    def migrate(self) -> list[str]:
+        """Apply pending migrations; returns the names applied now."""
+        applied: list[str] = []
+        with self.lock:
+            if "_migrations" not in self.db.table_names():
+                self.db["_migrations"].create({"name": str, "applied": str}, pk="name")
+            done = {r["name"] for r in self.db["_migrations"].rows}
+            for fn in MIGRATIONS:
+                if fn.__name__ in done:
+                    continue
+                fn(self.db)
+                self.db["_migrations"].insert(
+                    {"name": fn.__name__, "applied": sqlite_utils.db.datetime.datetime.utcnow().isoformat()}
+                )
+                applied.append(fn.__name__)
+        return applied
+
+    def close(self) -> None:
+        with self.lock:
+            self.conn.close()
