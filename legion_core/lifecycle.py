@@ -80,7 +80,7 @@ class Legion:
     async def start(self) -> Legion:
         if self._started:
             return self
-        from legion_core.secrets import resolve_provider_credentials
+        from legion_core.secrets import resolve_credentials
         from legion_core.settings.loader import load_settings
 
         # 1. settings (raw files first: they may block plugins before import)
@@ -90,16 +90,23 @@ class Legion:
         # 2. plugins (blocked ones are never imported), then settings again with their defaults
         if not self._plugins_injected or not self.plugins.records:
             self.plugins.load(self.loaded.settings.plugins.disabled, entry_points=self.load_entry_points)
-        self._step("plugins")
         self.loaded = load_settings(self.home, override=self._settings_override, plugins=self.plugins)
         self.settings = self.loaded.settings
-        # 3. secrets resolved once
-        resolved, unresolved = resolve_provider_credentials(self.settings, self.plugins)
+        self.plugins.hook.legion_register_providers(register=self.registry.register_class)
+        self._step("plugins")
+        # 3. secrets resolved once (provider credentials; a failure disables auto-enabling only)
+        providers = dict(self.settings.llm.providers)
+        quiet = False
+        if not providers and self._auto_detect_allowed():
+            providers = {k: ps for k, cls in self.registry.classes.items()
+                         if (ps := cls.auto_settings()) is not None}
+            quiet = True  # auto-detected candidates without credentials are not worth a warning
+        resolved, unresolved = resolve_credentials(providers, self.registry.classes, self.plugins,
+                                                   quiet=quiet)
         self._step("secrets")
         # 4. providers configured
-        self.plugins.hook.legion_register_providers(register=self.registry.register_class)
-        if not resolved and self._auto_detect_allowed():
-            resolved, unresolved = self._auto_provider_settings()
+        if quiet:  # auto-detection: only providers whose credentials resolved count
+            resolved = {k: v for k, v in resolved.items() if not unresolved.get(k)}
         self.registry.build(self.settings.llm, resolved, unresolved)
         for p in list(self.registry.providers.values()):
             await p.startup()
@@ -140,16 +147,6 @@ class Legion:
 
     def _auto_detect_allowed(self) -> bool:
         return not self.settings.llm.providers
-
-    def _auto_provider_settings(self) -> tuple[dict[str, Any], dict[str, list[str]]]:
-        from legion_core.secrets import resolve_settings_credentials
-
-        auto: dict[str, Any] = {}
-        for kind, cls in self.registry.classes.items():
-            ps = cls.auto_settings()
-            if ps is not None:
-                auto[kind] = ps
-        return resolve_settings_credentials(auto, self.registry.classes, self.plugins, quiet=True)
 
     async def _start_extensions(self) -> None:
         found: list[Extension] = []
