@@ -48,7 +48,9 @@ class Legion:
 
     def __init__(self, *, home: Path | str | None = None, settings: Settings | dict[str, Any] | None = None,
                  plugins: PluginManager | None = None, store: Store | None = None,
-                 state: SharedState | None = None, load_entry_points: bool = True) -> None:
+                 state: SharedState | None = None, load_entry_points: bool = True,
+                 registry: ProviderRegistry | None = None, health_factory: Any = None,
+                 router_factory: Any = None, pipeline_factory: Any = None) -> None:
         self.home = Path(home) if home else legion_home()
         self._settings_override = settings
         self.plugins = plugins or PluginManager()
@@ -58,7 +60,10 @@ class Legion:
         self.state = state
         self.settings: Settings = Settings()
         self.loaded: Any = None  # settings.loader.LoadedSettings (provenance), when loaded from files
-        self.registry = ProviderRegistry()
+        self.registry = registry or ProviderRegistry()
+        self._health_factory = health_factory
+        self._router_factory = router_factory
+        self._pipeline_factory = pipeline_factory
         self.health: Any = None
         self.router: Any = None
         self.pipeline: Any = None
@@ -127,10 +132,11 @@ class Legion:
         from legion_core.routing.health import HealthTracker
         from legion_core.routing.router import Router
 
-        self.health = HealthTracker(self.settings.llm.routing.health)
-        self.router = Router(self.settings.llm, self.registry, self.health, self.plugins)
+        self.health = (self._health_factory or HealthTracker)(self.settings.llm.routing.health)
+        self.router = (self._router_factory or Router)(self.settings.llm, self.registry, self.health,
+                                                       self.plugins)
         self._step("router")
-        self.pipeline = Pipeline(self)
+        self.pipeline = (self._pipeline_factory or Pipeline)(self)
         await maybe_await(self.pipeline.start())
         self._step("pipeline")
         # 8. extensions

@@ -1,0 +1,138 @@
+"""The plugin manager: entry points, blocking before import, failures by name, strictness,
+misspelt hooks and tracing — all through real installed distributions."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from legion_core import hookimpl
+from legion_core.errors import PluginError
+from legion_core.plugins.manager import PluginManager
+from tests.kernel.fake_dists import activate, make_dist
+
+GOOD = """
+from legion_core import hookimpl
+
+@hookimpl
+def legion_settings_defaults():
+    return {"good": {"x": 1}}
+"""
+
+BROKEN = """
+raise RuntimeError("boom at import")
+"""
+
+SIDE_EFFECT = """
+import os
+os.environ["FAKEPLUG_IMPORTED"] = "yes"
+from legion_core import hookimpl
+
+@hookimpl
+def legion_settings_defaults():
+    return {}
+"""
+
+
+@pytest.fixture
+def dists(tmp_path, monkeypatch):
+    root = tmp_path / "site"
+    make_dist(root, "legion-fake-good", "fakeplug_good", GOOD, ep_name="fake-good")
+    make_dist(root, "legion-fake-broken", "fakeplug_broken", BROKEN, ep_name="fake-broken")
+    make_dist(root, "legion-fake-side", "fakeplug_side", SIDE_EFFECT, ep_name="fake-side")
+    activate(root, monkeypatch)
+    monkeypatch.delenv("FAKEPLUG_IMPORTED", raising=False)
+    return root
+
+
+def records(pm):
+    return {r.name: r for r in pm.plugins(include_builtin=True)}
+
+
+def test_broken_plugin_is_reported_by_name_and_the_rest_load(dists):
+    pm = PluginManager()
+    pm.load()
+    recs = records(pm)
+    assert recs["fake-broken"].status == "failed"
+    assert "boom at import" in recs["fake-broken"].reason
+    assert recs["fake-good"].status == "active"
+    assert recs["fake-good"].distribution == "legion-fake-good"
+    assert recs["fake-good"].version == "1.0.0"
+    assert "legion_settings_defaults" in recs["fake-good"].hooks
+    assert {"good": {"x": 1}} in pm.hook.legion_settings_defaults()
+
+
+def test_strict_mode_makes_a_broken_plugin_fatal(dists, monkeypatch):
+    monkeypatch.setenv("LEGION_STRICT_PLUGINS", "1")
+    with pytest.raises(PluginError, match="fake-broken"):
+        PluginManager().load()
+
+
+def test_disabled_plugin_is_never_imported(dists, monkeypatch):
+    monkeypatch.setenv("LEGION_DISABLE_PLUGINS", "legion-fake-side")
+    pm = PluginManager()
+    pm.load()
+    assert records(pm)["fake-side"].status == "blocked"
+    assert "FAKEPLUG_IMPORTED" not in __import__("os").environ
+    assert "fakeplug_side" not in sys.modules
+
+
+def test_settings_disabled_list_blocks_by_entry_point_name(dists):
+    pm = PluginManager()
+    pm.load(disabled=["fake-side"])
+    assert records(pm)["fake-side"].status == "blocked"
+    assert "fakeplug_side" not in sys.modules
+
+
+def test_allow_list_loads_only_named_distributions(dists, monkeypatch):
+    monkeypatch.setenv("LEGION_PLUGINS", "legion-fake-good")
+    pm = PluginManager()
+    pm.load()
+    recs = records(pm)
+    assert recs["fake-good"].status == "active"
+    assert recs["fake-broken"].status == "blocked"
+    assert recs["fake-broken"].reason == "not in LEGION_PLUGINS"
+    assert "fakeplug_broken" not in sys.modules
+
+
+def test_empty_allow_list_means_no_plugins_but_builtins_stay(dists, monkeypatch):
+    monkeypatch.setenv("LEGION_PLUGINS", "")
+    pm = PluginManager()
+    pm.load()
+    recs = records(pm)
+    assert all(r.status == "blocked" for r in recs.values() if not r.builtin)
+    assert any(r.builtin and r.status == "active" for r in recs.values())
+
+
+def test_check_pending_catches_a_misspelt_hook():
+    class Typo:
+        @hookimpl
+        def legion_regster_providers(self, register):  # misspelt on purpose
+            pass
+
+    pm = PluginManager()
+    with pytest.raises(PluginError, match="legion_regster_providers"):
+        pm.register(Typo(), name="typo")
+
+
+def test_tracing_prints_every_hook_call(monkeypatch, capsys):
+    monkeypatch.setenv("LEGION_TRACE_PLUGINS", "1")
+    pm = PluginManager()
+    pm.load(entry_points=False)
+    pm.hook.legion_settings_defaults()
+    err = capsys.readouterr().err
+    assert "[legion trace] legion_settings_defaults" in err
+
+
+def test_in_test_plugin_registers_and_unregisters():
+    class P:
+        @hookimpl
+        def legion_settings_defaults(self):
+            return {"p": 1}
+
+    pm = PluginManager()
+    name = pm.register(P(), name="inline")
+    assert {"p": 1} in pm.hook.legion_settings_defaults()
+    pm.unregister(name)
+    assert {"p": 1} not in pm.hook.legion_settings_defaults()
