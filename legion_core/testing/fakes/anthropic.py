@@ -1,0 +1,430 @@
+"""A protocol-faithful fake of Anthropic's Messages API, on a real loopback HTTP server.
+
+Speaks what `api.anthropic.com` speaks (checked against the public API reference):
+
+- `POST /v1/messages`: JSON, or with `"stream": true` server-sent events, each frame
+  `event: <type>\\ndata: {...}\\n\\n`: `message_start`, then per content block
+  `content_block_start` / `content_block_delta` (`text_delta`, `input_json_delta`,
+  `thinking_delta`, `signature_delta`) / `content_block_stop`, then `message_delta`
+  (stop_reason and usage) and `message_stop`, with `ping` frames in between.
+- `POST /v1/messages/count_tokens` and `GET /v1/models`.
+- Headers: `x-api-key` (or `Authorization: Bearer`, as newer SDKs send it; must equal `api_key`
+  unless that is None) and `anthropic-version`.
+- Errors: `{"type": "error", "error": {"type": ..., "message": ...}, "request_id": ...}` with the
+  documented statuses (400 invalid_request_error, 401 authentication_error, 403 permission_error,
+  404 not_found_error, 413 request_too_large, 429 rate_limit_error + `retry-after`,
+  500 api_error, 529 overloaded_error). Mid-stream failures arrive as an `event: error` frame.
+
+Behaviour: it answers `reply_text` (streamed word by word), calls the first tool offered when the
+last user turn carries no `tool_result` (input built from the tool's schema, or `tool_input`), and
+emits a thinking block (with a signature) when the request enables thinking.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Any
+
+from aiohttp import web
+
+from legion_core.testing.fakes.base import Fault, FakeServer, drop_connection
+
+API_VERSION = "2023-06-01"
+
+#: Documented error type for each status.
+ERROR_TYPES: dict[int, str] = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    529: "overloaded_error",
+}
+
+#: `fail_with(kind)`: the upstream's own response for each kernel error kind.
+KIND_FAULTS: dict[str, tuple[int, str, str]] = {
+    "auth": (401, "authentication_error", "invalid x-api-key"),
+    "rate_limited": (429, "rate_limit_error",
+                     "Number of request tokens has exceeded your per-minute rate limit"),
+    "context_overflow": (400, "invalid_request_error", "prompt is too long: 215344 tokens > 200000 maximum"),
+    "content_policy": (400, "invalid_request_error", "Output blocked by content filtering policy"),
+    "unavailable": (529, "overloaded_error", "Overloaded"),
+    "overloaded": (529, "overloaded_error", "Overloaded"),
+    "server_error": (500, "api_error", "Internal server error"),
+    "bad_request": (400, "invalid_request_error", "messages: roles must alternate between \"user\" and \"assistant\""),
+    "not_found": (404, "not_found_error", "model: claude-nonexistent"),
+}
+
+DEFAULT_MODELS: list[dict[str, Any]] = [
+    {"id": "claude-opus-4-5-20251101", "display_name": "Claude Opus 4.5", "created_at": "2025-11-24T00:00:00Z"},
+    {"id": "claude-sonnet-4-5-20250929", "display_name": "Claude Sonnet 4.5", "created_at": "2025-09-29T00:00:00Z"},
+    {"id": "claude-haiku-4-5-20251001", "display_name": "Claude Haiku 4.5", "created_at": "2025-10-01T00:00:00Z"},
+]
+
+
+def error_body(err_type: str, message: str) -> dict[str, Any]:
+    return {"type": "error", "error": {"type": err_type, "message": message},
+            "request_id": f"req_{uuid.uuid4().hex[:24]}"}
+
+
+def estimate_tokens(obj: Any) -> int:
+    """A deterministic stand-in for the tokenizer: ~4 characters per token, at least 1."""
+    text = obj if isinstance(obj, str) else json.dumps(obj, separators=(",", ":"))
+    return max(1, len(text) // 4)
+
+
+def example_input(schema: dict[str, Any]) -> dict[str, Any]:
+    """Arguments that satisfy a tool's JSON schema (what a model would plausibly send)."""
+    out: dict[str, Any] = {}
+    for name, prop in (schema.get("properties") or {}).items():
+        t = prop.get("type", "string")
+        if "enum" in prop:
+            out[name] = prop["enum"][0]
+        elif t == "string":
+            out[name] = "Paris"
+        elif t == "integer":
+            out[name] = 3
+        elif t == "number":
+            out[name] = 1.5
+        elif t == "boolean":
+            out[name] = True
+        elif t == "array":
+            out[name] = []
+        elif t == "object":
+            out[name] = example_input(prop)
+    return out
+
+
+class FakeAnthropic(FakeServer):
+    """`with FakeAnthropic(api_key="sk-ant-test") as fake:`; point a client at `fake.url`."""
+
+    def __init__(self, api_key: str | None = "sk-ant-test", *, context_window: int = 200_000,
+                 models: list[dict[str, Any]] | None = None, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.api_key = api_key
+        self.context_window = context_window
+        self.models = models if models is not None else list(DEFAULT_MODELS)
+        self.thinking_text = "The user asks which day follows Tuesday. That is Wednesday."
+        #: Forces the tool call's input (default: built from the tool's schema).
+        self.tool_input: dict[str, Any] | None = None
+        #: Emit a `ping` frame after `message_start` (as the real API does).
+        self.ping = True
+        self._stream_error: tuple[str, str] | None = None
+
+    # ------------------------------------------------------------------ faults
+    def fail_with(self, kind: str, *, times: int = 1, retry_after: float = 7,
+                  delay: float = 0.0) -> None:
+        """Make the next call(s) fail the way the real API does for a kernel error `kind`.
+
+        Kinds: auth, rate_limited, context_overflow, content_policy, unavailable (529 overloaded),
+        server_error (500), bad_request, not_found, timeout (a response slower than any sane read
+        timeout: `delay` seconds, default 30), stream_interrupted (a stream dropped after 2 deltas).
+        """
+        if kind == "timeout":
+            self.faults.append(Fault(delay=delay or 30.0, times=times))
+            return
+        if kind in ("stream_interrupted", "stream_broken"):
+            self.faults.append(Fault(drop_after_chunks=2, times=times))
+            return
+        if kind not in KIND_FAULTS:
+            raise ValueError(f"FakeAnthropic.fail_with: unknown kind {kind!r}; "
+                             f"use one of {sorted([*KIND_FAULTS, 'timeout', 'stream_interrupted'])}")
+        status, etype, msg = KIND_FAULTS[kind]
+        headers = {"retry-after": str(int(retry_after))} if status == 429 else {}
+        self.faults.append(Fault(status=status, body=error_body(etype, msg), headers=headers,
+                                 times=times, delay=delay))
+
+    # ------------------------------------------------------------------ routes
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/v1/messages", self._messages)
+        app.router.add_post("/v1/messages/count_tokens", self._count_tokens)
+        app.router.add_get("/v1/models", self._models)
+        app.router.add_get("/v1/models/{model_id}", self._model)
+
+    def _error(self, status: int, message: str, err_type: str | None = None,
+               headers: dict[str, str] | None = None) -> web.Response:
+        etype = err_type or ERROR_TYPES.get(status, "api_error")
+        return web.json_response(error_body(etype, message), status=status, headers=headers)
+
+    def _check_headers(self, request: web.Request) -> web.Response | None:
+        if self.api_key is not None:
+            key = request.headers.get("x-api-key")
+            auth = request.headers.get("authorization", "")
+            if not key and auth.lower().startswith("bearer "):
+                key = auth[7:].strip()  # newer SDKs send the key as a bearer token
+            if not key:
+                return self._error(401, "x-api-key header is required")
+            if key != self.api_key:
+                return self._error(401, "invalid x-api-key")
+        if not request.headers.get("anthropic-version"):
+            return self._error(400, "anthropic-version: header is required")
+        return None
+
+    async def _fault_response(self, fault: Fault | None) -> web.Response | None:
+        if fault is None:
+            return None
+        if fault.delay:
+            await asyncio.sleep(fault.delay)
+        if fault.status is None:
+            return None
+        body = fault.body
+        if body is None:
+            body = error_body(ERROR_TYPES.get(fault.status, "api_error"), "injected failure")
+        if isinstance(body, dict | list):
+            return web.json_response(body, status=fault.status, headers=fault.headers)
+        return web.Response(text=str(body), status=fault.status, headers=fault.headers)
+
+    async def _read_json(self, request: web.Request) -> tuple[dict[str, Any] | None, web.Response | None]:
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return None, self._error(400, "There was an error parsing the body of your request")
+        if not isinstance(body, dict):
+            return None, self._error(400, "request body must be a JSON object")
+        return body, None
+
+    async def _models(self, request: web.Request) -> web.Response:
+        self.record("models", request, None)
+        if (bad := self._check_headers(request)) is not None:
+            return bad
+        data = [{"type": "model", **m} for m in self.models]
+        return web.json_response({"data": data, "has_more": False,
+                                  "first_id": data[0]["id"] if data else None,
+                                  "last_id": data[-1]["id"] if data else None})
+
+    async def _model(self, request: web.Request) -> web.Response:
+        self.record("model", request, None)
+        if (bad := self._check_headers(request)) is not None:
+            return bad
+        mid = request.match_info["model_id"]
+        for m in self.models:
+            if m["id"] == mid:
+                return web.json_response({"type": "model", **m})
+        return self._error(404, f"model: {mid}")
+
+    async def _count_tokens(self, request: web.Request) -> web.Response:
+        body, bad = await self._read_json(request)
+        self.record("count_tokens", request, body)
+        if bad is not None:
+            return bad
+        if (bad := self._check_headers(request)) is not None:
+            return bad
+        assert body is not None
+        if (bad := self._validate(body, count_only=True)) is not None:
+            return bad
+        return web.json_response({"input_tokens": self._input_tokens(body)})
+
+    # ------------------------------------------------------------------ validation
+    def _input_tokens(self, body: dict[str, Any]) -> int:
+        return estimate_tokens({"system": body.get("system"), "messages": body.get("messages"),
+                                "tools": body.get("tools")})
+
+    def _validate(self, body: dict[str, Any], count_only: bool = False) -> web.Response | None:
+        if not body.get("model"):
+            return self._error(400, "model: Field required")
+        if not count_only and "max_tokens" not in body:
+            return self._error(400, "max_tokens: Field required")
+        msgs = body.get("messages")
+        if not isinstance(msgs, list) or not msgs:
+            return self._error(400, "messages: at least one message is required")
+        prev_tool_ids: set[str] = set()
+        for i, m in enumerate(msgs):
+            role = m.get("role") if isinstance(m, dict) else None
+            if role not in ("user", "assistant"):
+                return self._error(400, f"messages.{i}.role: Input should be 'user' or 'assistant'")
+            content = m.get("content")
+            blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+            if not isinstance(blocks, list):
+                return self._error(400, f"messages.{i}.content: Input should be a valid list")
+            tool_ids: set[str] = set()
+            for j, b in enumerate(blocks):
+                bt = b.get("type") if isinstance(b, dict) else None
+                where = f"messages.{i}.content.{j}"
+                if bt == "tool_use":
+                    if not b.get("id") or not b.get("name") or not isinstance(b.get("input"), dict):
+                        return self._error(400, f"{where}.tool_use: id, name and input are required")
+                    tool_ids.add(b["id"])
+                elif bt == "tool_result":
+                    if b.get("tool_use_id") not in prev_tool_ids:
+                        return self._error(400, f"{where}: unexpected `tool_use_id` found in `tool_result` "
+                                                "blocks: " + str(b.get("tool_use_id")) + ". Each `tool_result` "
+                                                "block must have a corresponding `tool_use` block in the "
+                                                "previous message.")
+                elif bt == "image":
+                    src = b.get("source") or {}
+                    if src.get("type") == "base64" and not (src.get("data") and src.get("media_type")):
+                        return self._error(400, f"{where}.image.source: media_type and data are required")
+                    if src.get("type") not in ("base64", "url"):
+                        return self._error(400, f"{where}.image.source.type: Input should be 'base64' or 'url'")
+                elif bt == "thinking":
+                    if role != "assistant" or not b.get("signature"):
+                        return self._error(400, f"{where}.thinking.signature: Field required")
+                elif bt not in ("text", "redacted_thinking", "document"):
+                    return self._error(400, f"{where}.type: unknown content block type {bt!r}")
+            prev_tool_ids = tool_ids
+        thinking = body.get("thinking")
+        if thinking and thinking.get("type") == "enabled":
+            budget = thinking.get("budget_tokens")
+            if not isinstance(budget, int) or budget < 1024:
+                return self._error(400, "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024")
+            if not count_only and budget >= body.get("max_tokens", 0):
+                return self._error(400, "`max_tokens` must be greater than `thinking.budget_tokens`")
+            if body.get("temperature") not in (None, 1, 1.0):
+                return self._error(400, "`temperature` may only be set to 1 when thinking is enabled")
+        for k, t in enumerate(body.get("tools") or []):
+            if not t.get("name") or not isinstance(t.get("input_schema"), dict):
+                return self._error(400, f"tools.{k}: name and input_schema are required")
+        n = self._input_tokens(body)
+        if n > self.context_window:
+            return self._error(400, f"prompt is too long: {n} tokens > {self.context_window} maximum")
+        return None
+
+    # ------------------------------------------------------------------ the answer
+    def _plan(self, body: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
+        """The content blocks to answer with, and the stop reason."""
+        blocks: list[dict[str, Any]] = []
+        thinking = body.get("thinking") or {}
+        if thinking.get("type") == "enabled":
+            blocks.append({"type": "thinking", "thinking": self.thinking_text,
+                           "signature": "EqQBCgIYAhIM" + uuid.uuid4().hex})
+        last = body["messages"][-1]
+        content = last.get("content")
+        answered_tool = isinstance(content, list) and any(
+            isinstance(b, dict) and b.get("type") == "tool_result" for b in content)
+        tools = body.get("tools") or []
+        choice = (body.get("tool_choice") or {}).get("type", "auto")
+        if tools and not answered_tool and choice != "none":
+            tool = tools[0]
+            if choice == "tool":
+                tool = next((t for t in tools if t["name"] == body["tool_choice"].get("name")), tool)
+            args = self.tool_input if self.tool_input is not None else example_input(tool["input_schema"])
+            blocks.append({"type": "text", "text": "Let me check."})
+            blocks.append({"type": "tool_use", "id": f"toolu_{uuid.uuid4().hex[:24]}",
+                           "name": tool["name"], "input": args})
+            return blocks, "tool_use"
+        text = self.reply_text
+        if answered_tool:
+            results = [b for b in content if isinstance(b, dict) and b.get("type") == "tool_result"]
+            got = results[0].get("content")
+            if isinstance(got, list):
+                got = "".join(x.get("text", "") for x in got if isinstance(x, dict))
+            text = f"The tool said: {got}"
+        max_tokens = int(body.get("max_tokens") or 0)
+        words = text.split(" ")
+        stop = "end_turn"
+        if max_tokens and len(words) > max_tokens:
+            text, stop = " ".join(words[:max_tokens]), "max_tokens"
+        for seq in body.get("stop_sequences") or []:
+            if seq and seq in text:
+                text, stop = text[: text.index(seq)], "stop_sequence"
+                break
+        blocks.append({"type": "text", "text": text})
+        return blocks, stop
+
+    async def _messages(self, request: web.Request) -> web.StreamResponse:
+        body, bad = await self._read_json(request)
+        self.record("messages", request, body)
+        fault = self.take_fault()
+        if bad is not None:
+            return bad
+        assert body is not None
+        if fault is not None and fault.status is not None:
+            resp = await self._fault_response(fault)
+            assert resp is not None
+            return resp
+        if (bad := self._check_headers(request)) is not None:
+            return bad
+        if (bad := self._validate(body)) is not None:
+            return bad
+        if fault is not None and fault.delay and fault.drop_after_chunks is None:
+            await asyncio.sleep(fault.delay)
+        blocks, stop = self._plan(body)
+        msg_id = f"msg_{uuid.uuid4().hex[:24]}"
+        in_tok = self._input_tokens(body)
+        out_tok = sum(estimate_tokens(b.get("text") or b.get("thinking") or b.get("input") or "")
+                      for b in blocks)
+        if not body.get("stream"):
+            return web.json_response({
+                "id": msg_id, "type": "message", "role": "assistant", "model": body["model"],
+                "content": blocks, "stop_reason": stop, "stop_sequence": None,
+                "usage": {"input_tokens": in_tok, "output_tokens": out_tok,
+                          "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0},
+            })
+        return await self._stream(request, body, blocks, stop, msg_id, in_tok, out_tok, fault)
+
+    async def _stream(self, request: web.Request, body: dict[str, Any], blocks: list[dict[str, Any]],
+                      stop: str, msg_id: str, in_tok: int, out_tok: int,
+                      fault: Fault | None) -> web.StreamResponse:
+        resp = web.StreamResponse(status=200, headers={"content-type": "text/event-stream; charset=utf-8",
+                                                       "cache-control": "no-cache",
+                                                       "request-id": f"req_{uuid.uuid4().hex[:24]}"})
+        await resp.prepare(request)
+        drop_after = fault.drop_after_chunks if fault is not None else None
+        deltas_sent = 0
+
+        async def send(event: str, data: dict[str, Any]) -> None:
+            await resp.write(f"event: {event}\ndata: {json.dumps(data)}\n\n".encode())
+
+        await send("message_start", {"type": "message_start", "message": {
+            "id": msg_id, "type": "message", "role": "assistant", "model": body["model"], "content": [],
+            "stop_reason": None, "stop_sequence": None,
+            "usage": {"input_tokens": in_tok, "output_tokens": 1, "cache_creation_input_tokens": 0,
+                      "cache_read_input_tokens": 0}}})
+        if self.ping:
+            await send("ping", {"type": "ping"})
+        for idx, block in enumerate(blocks):
+            start = dict(block)
+            pieces: list[dict[str, Any]] = []
+            if block["type"] == "text":
+                start["text"] = ""
+                words = block["text"].split(" ")
+                pieces = [{"type": "text_delta", "text": (w if i == 0 else " " + w)}
+                          for i, w in enumerate(words)]
+            elif block["type"] == "thinking":
+                start.update(thinking="", signature="")
+                words = block["thinking"].split(" ")
+                pieces = [{"type": "thinking_delta", "thinking": (w if i == 0 else " " + w)}
+                          for i, w in enumerate(words)]
+                pieces.append({"type": "signature_delta", "signature": block["signature"]})
+            elif block["type"] == "tool_use":
+                start["input"] = {}
+                raw = json.dumps(block["input"])
+                cut = max(1, len(raw) // 3)
+                parts = [raw[:cut], raw[cut:2 * cut], raw[2 * cut:]] if raw != "{}" else [""]
+                pieces = [{"type": "input_json_delta", "partial_json": p} for p in parts]
+            await send("content_block_start", {"type": "content_block_start", "index": idx,
+                                               "content_block": start})
+            for piece in pieces:
+                if drop_after is not None and deltas_sent >= drop_after:
+                    await drop_connection(request)
+                    return resp
+                if fault is not None and fault.delay and drop_after is not None:
+                    await asyncio.sleep(fault.delay)
+                await send("content_block_delta", {"type": "content_block_delta", "index": idx,
+                                                   "delta": piece})
+                deltas_sent += 1
+                if self._stream_error is not None:
+                    etype, emsg = self._stream_error
+                    self._stream_error = None
+                    await send("error", {"type": "error", "error": {"type": etype, "message": emsg}})
+                    await resp.write_eof()
+                    return resp
+            await send("content_block_stop", {"type": "content_block_stop", "index": idx})
+        if drop_after is not None:  # fewer deltas than asked for: still never finish cleanly
+            await drop_connection(request)
+            return resp
+        await send("message_delta", {"type": "message_delta",
+                                     "delta": {"stop_reason": stop, "stop_sequence": None},
+                                     "usage": {"output_tokens": out_tok}})
+        await send("message_stop", {"type": "message_stop"})
+        await resp.write_eof()
+        return resp
+
+    def send_stream_error_next(self, err_type: str = "overloaded_error", message: str = "Overloaded") -> None:
+        """Make the next stream emit an `event: error` frame after its first text delta."""
+        self._stream_error = (err_type, message)
+

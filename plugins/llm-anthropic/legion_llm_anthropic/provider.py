@@ -1,0 +1,271 @@
+"""The Anthropic Messages API as a Legion provider (direct HTTP through the kernel's pooled client)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import orjson
+
+from legion_core.errors import ContentPolicy, ProviderError, ProviderUnavailable, StreamInterrupted
+from legion_core.providers.base import Provider
+from legion_core.providers.http import make_client
+from legion_core.settings.models import ProviderSettings
+from legion_core.types import (
+    ChatRequest,
+    ChatResponse,
+    DoneChunk,
+    Health,
+    ModelInfo,
+    StreamChunk,
+    TextDelta,
+    ThinkingDelta,
+    ToolCallDelta,
+    Usage,
+    UsageChunk,
+)
+from legion_llm_anthropic import catalog
+from legion_llm_anthropic.errors import from_error_body, from_transport
+from legion_llm_anthropic.sse import SSEDecoder
+from legion_llm_anthropic.wire import STOP_REASONS, request_to_wire, response_from_wire, usage_from_wire
+
+API_VERSION = "2023-06-01"
+
+
+def _first_secret(value: Any) -> str | None:
+    if isinstance(value, list):
+        return next((v for v in value if v), None)
+    return value or None
+
+
+class AnthropicProvider(Provider):
+    """Options under `llm.providers.<name>` besides the common ones: `anthropic_version`,
+    `beta` (list of `anthropic-beta` flags), `max_tokens_default`, `thinking_budget_tokens`,
+    `health_timeout`."""
+
+    kind = "anthropic"
+    default_tier = "frontier"
+    default_base_url = "https://api.anthropic.com"
+    credential_keys = ("api_key",)
+    needs_credentials = True
+
+    def __init__(self, name: str, settings: ProviderSettings) -> None:
+        super().__init__(name, settings)
+        self._client: httpx.AsyncClient | None = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
+
+    @classmethod
+    def auto_settings(cls) -> ProviderSettings | None:
+        return ProviderSettings(type=cls.kind, api_key="env://ANTHROPIC_API_KEY",
+                                default_model=catalog.DEFAULT_MODEL)
+
+    # ------------------------------------------------------------------ plumbing
+    def _headers(self) -> dict[str, str]:
+        h = {"anthropic-version": str(self.option("anthropic_version", API_VERSION)),
+             "content-type": "application/json", "accept": "application/json"}
+        key = _first_secret(self.settings.api_key)
+        if key:
+            h["x-api-key"] = key
+        beta = self.option("beta")
+        if beta:
+            h["anthropic-beta"] = ",".join(beta) if isinstance(beta, list) else str(beta)
+        return h
+
+    def client(self) -> httpx.AsyncClient:
+        """The pooled client for the running loop (created lazily, recreated if the loop changed)."""
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._client_loop is not loop or self._client.is_closed:
+            self._client = make_client(self.settings, base_url=self.base_url or "", headers=self._headers())
+            self._client_loop = loop
+        return self._client
+
+    async def startup(self) -> None:
+        self.client()
+
+    async def aclose(self) -> None:
+        if self._client is not None and not self._client.is_closed:
+            try:
+                await self._client.aclose()
+            except RuntimeError:  # created on a loop that is gone
+                pass
+        self._client = None
+
+    def _body(self, request: ChatRequest, model: str, stream: bool) -> dict[str, Any]:
+        body = request_to_wire(request, model,
+                               max_tokens_default=int(self.option("max_tokens_default", 4096)),
+                               thinking_budget=int(self.option("thinking_budget_tokens", 4096)))
+        if stream:
+            body["stream"] = True
+        return body
+
+    def _request_headers(self, request: ChatRequest) -> dict[str, str] | None:
+        if request.pass_through_token:
+            return {"x-api-key": request.pass_through_token}
+        return None
+
+    async def _raise_for(self, resp: httpx.Response) -> None:
+        raw = await resp.aread()
+        try:
+            body: Any = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            body = None
+        raise from_error_body(resp.status_code, body, provider=self.name, headers=resp.headers)
+
+    # ------------------------------------------------------------------ operations
+    async def chat(self, request: ChatRequest, model: str) -> ChatResponse:
+        t0 = time.perf_counter()
+        payload = orjson.dumps(self._body(request, model, stream=False))
+        try:
+            resp = await self.client().post("/v1/messages", content=payload,
+                                            headers=self._request_headers(request))
+        except httpx.HTTPError as e:
+            raise from_transport(e, provider=self.name, url=self.base_url or "") from None
+        if resp.status_code != 200:
+            await self._raise_for(resp)
+        try:
+            data = orjson.loads(resp.content)
+        except orjson.JSONDecodeError:
+            raise ProviderUnavailable(f"{self.name}: upstream sent invalid JSON",
+                                      provider=self.name, upstream_status=resp.status_code) from None
+        if data.get("stop_reason") == "refusal":
+            raise ContentPolicy(f"{self.name}: the model refused on policy grounds", provider=self.name)
+        out = response_from_wire(data, provider=self.name, tier=self.tier)
+        out.request_id = request.request_id
+        out.model = out.model or model
+        out.latency_ms = (time.perf_counter() - t0) * 1000
+        return out
+
+    async def stream(self, request: ChatRequest, model: str) -> AsyncIterator[StreamChunk]:
+        payload = orjson.dumps(self._body(request, model, stream=True))
+        yielded = False
+        try:
+            async with self.client().stream("POST", "/v1/messages", content=payload,
+                                            headers=self._request_headers(request)) as resp:
+                if resp.status_code != 200:
+                    await self._raise_for(resp)
+                state = _StreamState()
+                dec = SSEDecoder()
+                async for raw in resp.aiter_bytes():
+                    for ev in dec.feed(raw):
+                        for chunk in state.on_event(ev.event, ev.data, provider=self.name):
+                            yielded = True
+                            yield chunk
+                        if state.finished:
+                            return
+                # The body ended without `message_stop`: the upstream hung up on us.
+                raise ProviderUnavailable(f"{self.name}: stream ended before message_stop",
+                                          provider=self.name)
+        except httpx.HTTPError as e:
+            err: ProviderError = from_transport(e, provider=self.name, url=self.base_url or "")
+            if yielded:
+                raise StreamInterrupted(f"{self.name}: stream broke after it started ({err.kind})",
+                                        provider=self.name) from None
+            raise err from None
+        except ProviderError as e:
+            if yielded and not isinstance(e, StreamInterrupted):
+                raise StreamInterrupted(f"{self.name}: stream broke after it started: {e}",
+                                        provider=self.name) from None
+            raise
+
+    def static_models(self) -> list[ModelInfo]:
+        return catalog.static_models(self.name, self.tier)
+
+    async def health(self) -> Health:
+        """GET /v1/models (free, authenticated): reachable *and* the key is accepted."""
+        t0 = time.perf_counter()
+        timeout = float(self.option("health_timeout", 5.0))
+        try:
+            resp = await self.client().get("/v1/models", params={"limit": 1}, timeout=timeout)
+        except httpx.HTTPError:
+            return Health(ok=False, detail=f"unreachable at {self.base_url}")
+        ms = (time.perf_counter() - t0) * 1000
+        if resp.status_code == 200:
+            return Health(ok=True, latency_ms=ms, detail="ok")
+        if resp.status_code in (401, 403):
+            return Health(ok=False, latency_ms=ms, detail="credential rejected (check api_key)")
+        return Health(ok=False, latency_ms=ms, detail=f"HTTP {resp.status_code}")
+
+    async def count_tokens(self, request: ChatRequest, model: str) -> int:
+        """Exact input token count from `/v1/messages/count_tokens` (free; used before long prompts)."""
+        body = self._body(request, model, stream=False)
+        body.pop("max_tokens", None)
+        try:
+            resp = await self.client().post("/v1/messages/count_tokens", content=orjson.dumps(body))
+        except httpx.HTTPError as e:
+            raise from_transport(e, provider=self.name, url=self.base_url or "") from None
+        if resp.status_code != 200:
+            await self._raise_for(resp)
+        return int(orjson.loads(resp.content)["input_tokens"])
+
+
+class _StreamState:
+    """Turns Messages API stream events into kernel chunks, one event at a time."""
+
+    def __init__(self) -> None:
+        self.usage = Usage()
+        self.stop_reason = "end_turn"
+        self.finished = False
+        self.tool_index: dict[int, int] = {}  # anthropic block index -> kernel tool-call index
+        self.signatures: dict[int, str] = {}
+
+    def on_event(self, event: str, data: str, *, provider: str) -> list[StreamChunk]:
+        if event == "ping" or not data:
+            return []
+        try:
+            ev = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise ProviderUnavailable(f"{provider}: malformed stream event {event!r}",
+                                      provider=provider) from None
+        etype = ev.get("type", event)
+        if etype == "message_start":
+            self.usage = usage_from_wire((ev.get("message") or {}).get("usage"))
+            self.usage.output_tokens = 0
+            return []
+        if etype == "content_block_start":
+            block = ev.get("content_block") or {}
+            idx = int(ev.get("index", 0))
+            if block.get("type") == "tool_use":
+                n = self.tool_index.setdefault(idx, len(self.tool_index))
+                return [ToolCallDelta(index=n, id=block.get("id"), name=block.get("name"),
+                                      arguments_delta="")]
+            if block.get("type") == "text" and block.get("text"):
+                return [TextDelta(text=block["text"])]
+            if block.get("type") == "thinking" and block.get("thinking"):
+                return [ThinkingDelta(thinking=block["thinking"])]
+            return []
+        if etype == "content_block_delta":
+            d = ev.get("delta") or {}
+            dt = d.get("type")
+            idx = int(ev.get("index", 0))
+            if dt == "text_delta":
+                return [TextDelta(text=d.get("text", ""))]
+            if dt == "thinking_delta":
+                return [ThinkingDelta(thinking=d.get("thinking", ""))]
+            if dt == "input_json_delta":
+                n = self.tool_index.setdefault(idx, len(self.tool_index))
+                return [ToolCallDelta(index=n, arguments_delta=d.get("partial_json", ""))] \
+                    if d.get("partial_json") else []
+            if dt == "signature_delta":
+                self.signatures[idx] = self.signatures.get(idx, "") + d.get("signature", "")
+            return []
+        if etype == "message_delta":
+            d = ev.get("delta") or {}
+            if d.get("stop_reason") == "refusal":
+                raise ContentPolicy(f"{provider}: the model refused on policy grounds", provider=provider)
+            if d.get("stop_reason"):
+                self.stop_reason = STOP_REASONS.get(d["stop_reason"], "end_turn")
+            u = ev.get("usage") or {}
+            if u.get("output_tokens") is not None:
+                self.usage.output_tokens = int(u["output_tokens"])
+            if u.get("input_tokens"):
+                self.usage.input_tokens = usage_from_wire(u).input_tokens
+            return []
+        if etype == "message_stop":
+            self.finished = True
+            return [UsageChunk(usage=self.usage), DoneChunk(stop_reason=self.stop_reason)]  # type: ignore[arg-type]
+        if etype == "error":
+            raise from_error_body(None, ev, provider=provider)
+        return []  # content_block_stop and future event types
