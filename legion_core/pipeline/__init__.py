@@ -1,0 +1,1 @@
+"""The inference pipeline (see `legion_core.pipeline.pipeline` and docs/pipeline.md)."""

@@ -1,0 +1,152 @@
+"""The audit log: one row per request (success or failure) in the `audit` table.
+
+Rows are built on the request path (cheap: a dict and some JSON) and committed by the batch
+writer off it. `recent()` and `stats()` serve `legion logs` and `legion stats`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+
+from legion_core.store.db import Store
+from legion_core.types import Attempt, ChatRequest, ChatResponse, RoutingDecision
+
+COLUMNS = ("request_id", "ts", "caller", "dialect", "intent", "provider", "model", "tier", "rule",
+           "candidates", "attempts", "status", "error", "latency_ms", "overhead_ms", "input_tokens",
+           "output_tokens", "cost_usd", "max_cost_usd", "cache_hit", "failovers", "escalated", "stream")
+_INSERT = (f"INSERT OR REPLACE INTO audit ({', '.join(COLUMNS)}) "
+           f"VALUES ({', '.join('?' for _ in COLUMNS)})")
+_JSON_COLUMNS = ("intent", "candidates", "attempts")
+
+
+def _dumps(v: Any) -> str:
+    return orjson.dumps(v).decode()
+
+
+def build_row(*, request: ChatRequest, response: ChatResponse | None, decision: RoutingDecision | None,
+              attempts: list[Attempt], latency_ms: float, status: str, error: str | None = None,
+              max_cost_usd: float = 0.0, dialect: str = "native", stream: bool = False,
+              caller: str | None = None) -> dict[str, Any]:
+    provider_ms = sum(a.duration_ms for a in attempts)
+    intent = request.intent.model_dump()
+    intent["requires"] = sorted(request.required_capabilities())
+    if decision is not None:
+        intent["complexity"] = decision.complexity
+        intent["estimated_tokens"] = decision.estimated_tokens
+    cands = [c.model_dump(exclude_none=True) for c in (decision.candidates if decision else [])]
+    r = response
+    return {
+        "request_id": request.request_id, "ts": time.time(), "caller": caller or request.caller,
+        "dialect": dialect, "intent": intent,
+        "provider": r.provider if r else (decision.provider if decision else None),
+        "model": r.model if r else (decision.model if decision else None),
+        "tier": r.tier if r else (decision.tier if decision else None),
+        "rule": decision.rule if decision else None,
+        "candidates": cands,
+        "attempts": [a.model_dump(exclude_none=True) for a in attempts],
+        "status": status, "error": error,
+        "latency_ms": round(latency_ms, 3),
+        "overhead_ms": round(max(0.0, latency_ms - provider_ms), 3),
+        # a cache hit consumed no tokens anywhere
+        "input_tokens": r.usage.input_tokens if r and not r.cache_hit else 0,
+        "output_tokens": r.usage.output_tokens if r and not r.cache_hit else 0,
+        "cost_usd": r.cost_usd if r else 0.0,
+        "max_cost_usd": max_cost_usd,
+        "cache_hit": int(bool(r and r.cache_hit)),
+        "failovers": sum(1 for a in attempts if a.outcome == "failed"),
+        "escalated": int(bool(r and r.escalated)),
+        "stream": int(stream),
+    }
+
+
+class AuditLog:
+    def __init__(self, store: Store, writer: Any) -> None:
+        self.store = store
+        self.writer = writer
+
+    def record(self, row: dict[str, Any]) -> None:
+        """Queue a row; never blocks on the disk."""
+        params = tuple(_dumps(row[c]) if c in _JSON_COLUMNS else row.get(c) for c in COLUMNS)
+        self.writer.put(_INSERT, params)
+
+    def flush(self) -> None:
+        self.writer.flush()
+
+    # ---------------------------------------------------------------- queries
+    def recent(self, limit: int = 20, **filters: Any) -> list[dict[str, Any]]:
+        """Newest first. Filters: any column by equality (`caller=`, `status=`, `provider=`,
+        `cache_hit=`...), plus `since` (epoch seconds)."""
+        self.flush()
+        where, params = [], []
+        for k, v in filters.items():
+            if v is None:
+                continue
+            if k == "since":
+                where.append("ts >= ?")
+            elif k in COLUMNS:
+                where.append(f"{k} = ?")
+                v = int(v) if isinstance(v, bool) else v
+            else:
+                raise ValueError(f"unknown audit filter {k!r}; use one of: since, {', '.join(COLUMNS)}")
+            params.append(v)
+        sql = "SELECT * FROM audit"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY ts DESC LIMIT ?"
+        params.append(int(limit))
+        with self.store.lock:
+            cur = self.store.conn.execute(sql, params)
+            names = [d[0] for d in cur.description]
+            rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+        for row in rows:
+            for c in _JSON_COLUMNS:
+                if row.get(c):
+                    row[c] = orjson.loads(row[c])
+        return rows
+
+    def stats(self, since: float | None = None) -> dict[str, Any]:
+        """Totals and per provider/model breakdown: requests, errors, cache hits, tokens, cost,
+        what the most expensive candidate would have cost, and latency percentiles."""
+        self.flush()
+        cond, params = ("WHERE ts >= ?", [since]) if since is not None else ("", [])
+        with self.store.lock:
+            c = self.store.conn
+            tot = c.execute(
+                "SELECT count(*), sum(status != 'ok'), sum(cache_hit), sum(failovers), sum(escalated), "
+                "coalesce(sum(input_tokens),0), coalesce(sum(output_tokens),0), coalesce(sum(cost_usd),0), "
+                f"coalesce(sum(max_cost_usd),0) FROM audit {cond}", params).fetchone()
+            by = c.execute(
+                "SELECT provider, model, tier, count(*), coalesce(sum(input_tokens),0), "
+                "coalesce(sum(output_tokens),0), coalesce(sum(cost_usd),0), avg(latency_ms) "
+                f"FROM audit {cond} {'AND' if cond else 'WHERE'} status = 'ok' "
+                "GROUP BY provider, model, tier ORDER BY count(*) DESC", params).fetchall()
+            lat = [r[0] for r in c.execute(
+                f"SELECT latency_ms FROM audit {cond} {'AND' if cond else 'WHERE'} status = 'ok' "
+                "ORDER BY latency_ms", params).fetchall()]
+            ovh = [r[0] for r in c.execute(
+                f"SELECT overhead_ms FROM audit {cond} {'AND' if cond else 'WHERE'} status = 'ok' "
+                "AND cache_hit = 0 ORDER BY overhead_ms", params).fetchall()]
+        n = tot[0] or 0
+        cost, max_cost = float(tot[7]), float(tot[8])
+        return {
+            "requests": n, "errors": int(tot[1] or 0), "cache_hits": int(tot[2] or 0),
+            "cache_hit_rate": (int(tot[2] or 0) / n) if n else 0.0,
+            "failovers": int(tot[3] or 0), "escalations": int(tot[4] or 0),
+            "input_tokens": int(tot[5]), "output_tokens": int(tot[6]),
+            "cost_usd": cost, "max_cost_usd": max_cost, "saved_usd": max(0.0, max_cost - cost),
+            "latency_ms": {"p50": _pct(lat, 50), "p95": _pct(lat, 95)},
+            "overhead_ms": {"p50": _pct(ovh, 50), "p95": _pct(ovh, 95)},
+            "by_model": [
+                {"provider": r[0], "model": r[1], "tier": r[2], "requests": r[3], "input_tokens": r[4],
+                 "output_tokens": r[5], "cost_usd": r[6], "avg_latency_ms": r[7]} for r in by],
+        }
+
+
+def _pct(sorted_vals: list[float], p: float) -> float | None:
+    if not sorted_vals:
+        return None
+    i = min(len(sorted_vals) - 1, max(0, round(p / 100 * (len(sorted_vals) - 1))))
+    return float(sorted_vals[i])

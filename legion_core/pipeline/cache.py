@@ -1,0 +1,118 @@
+"""Tier 0: the exact-match response cache.
+
+Keyed by a hash of the *normalized request* (messages, system, tools, sampling parameters,
+response format and any model the caller explicitly named) and never by the model the router
+picked, so the second identical question is answered without routing or calling anyone.
+An in-memory LRU sits in front of the SQLite `cache` table (lookups stay in microseconds);
+writes go through the batch writer. Entries expire after `llm.cache.ttl_seconds`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import OrderedDict
+from typing import Any
+
+import orjson
+
+from legion_core.settings.models import CacheSettings
+from legion_core.store.db import Store
+from legion_core.types import ChatRequest, ChatResponse
+
+#: Model names that mean "let Legion choose" and so do not belong in the key.
+AUTO_MODELS = frozenset({"", "auto", "legion", "legion/auto", "legion-auto", "default"})
+
+_KEY_FIELDS = ("system", "tools", "tool_choice", "temperature", "top_p", "max_tokens", "stop",
+               "response_format", "thinking", "provider", "tier")
+
+
+def cache_key(request: ChatRequest) -> str:
+    """sha256 of the request's answer-determining fields, canonically serialized."""
+    doc: dict[str, Any] = {
+        "messages": [m.model_dump(mode="json", exclude_none=True) for m in request.messages],
+    }
+    for f in _KEY_FIELDS:
+        v = getattr(request, f)
+        if v in (None, [], {}, False):
+            continue
+        doc[f] = [t.model_dump(mode="json") for t in v] if f == "tools" else v
+    if request.model and request.model not in AUTO_MODELS:
+        doc["model"] = request.model
+    raw = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(raw).hexdigest()
+
+
+def cacheable(request: ChatRequest, settings: CacheSettings) -> tuple[bool, str]:
+    """(may this request use the cache, why not)."""
+    if not settings.enabled:
+        return False, "cache disabled"
+    if not request.cache:
+        return False, "bypassed by the request"
+    if not settings.cache_side_effect_tools and any(t.side_effects for t in request.tools):
+        return False, "request has tools with side effects"
+    return True, ""
+
+
+def storable(response: ChatResponse) -> bool:
+    """Only complete, non-empty answers are worth replaying."""
+    return response.stop_reason in ("end_turn", "stop_sequence", "max_tokens") and bool(response.content)
+
+
+class ResponseCache:
+    def __init__(self, store: Store, settings: CacheSettings, writer: Any = None,
+                 lru_size: int = 2048) -> None:
+        self.store = store
+        self.settings = settings
+        self.writer = writer
+        self.lru_size = lru_size
+        self._lru: OrderedDict[str, tuple[float, str]] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: str) -> ChatResponse | None:
+        now = time.time()
+        hit = self._lru.get(key)
+        if hit is None:
+            with self.store.lock:
+                row = self.store.conn.execute(
+                    "SELECT response, expires FROM cache WHERE key = ?", (key,)).fetchone()
+            if row is not None:
+                hit = (row[1] or float("inf"), row[0])
+                self._remember(key, hit)
+        else:
+            self._lru.move_to_end(key)
+        if hit is None or hit[0] < now:
+            if hit is not None:
+                self._lru.pop(key, None)
+            self.misses += 1
+            return None
+        self.hits += 1
+        if self.writer is not None:
+            self.writer.put("UPDATE cache SET hits = hits + 1 WHERE key = ?", (key,))
+        return ChatResponse.model_validate_json(hit[1])
+
+    def put(self, key: str, response: ChatResponse, ttl: float | None = None) -> None:
+        ttl = self.settings.ttl_seconds if ttl is None else ttl
+        now = time.time()
+        expires = now + ttl
+        doc = response.model_copy(update={"attempts": [], "escalation_history": [], "routing": None})
+        raw = doc.model_dump_json()
+        self._remember(key, (expires, raw))
+        sql = "INSERT OR REPLACE INTO cache (key, response, created, expires, hits) VALUES (?, ?, ?, ?, 0)"
+        if self.writer is not None:
+            self.writer.put(sql, (key, raw, now, expires))
+        else:
+            with self.store.lock:
+                self.store.conn.execute(sql, (key, raw, now, expires))
+
+    def clear(self) -> int:
+        self._lru.clear()
+        with self.store.lock:
+            return self.store.conn.execute("DELETE FROM cache").rowcount
+
+    def _remember(self, key: str, value: tuple[float, str]) -> None:
+        self._lru[key] = value
+        self._lru.move_to_end(key)
+        while len(self._lru) > self.lru_size:
+            self._lru.popitem(last=False)
