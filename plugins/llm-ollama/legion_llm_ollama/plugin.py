@@ -1,0 +1,35 @@
+"""Entry point `legion = llm-ollama`: the provider class, discovery and the kernel's discovery TTL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from legion_core.hookspecs import hookimpl
+
+
+@hookimpl
+def legion_register_providers(register):  # type: ignore[no-untyped-def]
+    from legion_llm_ollama.provider import OllamaProvider
+
+    register(OllamaProvider)
+
+
+@hookimpl
+def legion_discover_models(provider):  # type: ignore[no-untyped-def]
+    """Pulled models (tags + show + ps), TTL-cached; returns an awaitable for Ollama providers."""
+    from legion_llm_ollama.provider import OllamaProvider
+
+    if isinstance(provider, OllamaProvider):
+        return provider.discover()
+    return None
+
+
+@hookimpl
+def legion_startup(legion: Any) -> None:
+    """Apply `llm.discovery.ttl_seconds` to every Ollama provider that did not set its own."""
+    from legion_llm_ollama.provider import OllamaProvider
+
+    ttl = legion.settings.llm.discovery.ttl_seconds
+    for p in legion.registry.providers.values():
+        if isinstance(p, OllamaProvider):
+            p.set_discovery_ttl(ttl)
