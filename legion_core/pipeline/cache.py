@@ -56,7 +56,8 @@ def cacheable(request: ChatRequest, settings: CacheSettings) -> tuple[bool, str]
 
 def storable(response: ChatResponse) -> bool:
     """Only complete, non-empty answers are worth replaying."""
-    return response.stop_reason in ("end_turn", "stop_sequence", "max_tokens") and bool(response.content)
+    return response.stop_reason in ("end_turn", "stop_sequence", "max_tokens") and bool(
+        response.text.strip() or response.tool_calls)
 
 
 class ResponseCache:

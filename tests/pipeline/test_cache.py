@@ -1,0 +1,113 @@
+"""Tier 0: hit, miss, bypass, restart, TTL, side-effect tools, streaming hits."""
+
+import pytest
+
+from legion_core.pipeline import cache as tier0
+from legion_core.types import ToolSpec, text_request
+
+Q = "What day comes after Tuesday?"
+
+
+async def test_second_identical_request_is_a_tier0_hit(make_legion, script):
+    lg = await make_legion()
+    r1 = await lg.pipeline.chat(text_request(Q))
+    r2 = await lg.pipeline.chat(text_request(Q))
+    assert script.total() == 1, "the second answer came from the cache, not a provider"
+    assert r2.cache_hit and r2.tier == "tier-0" and not r1.cache_hit
+    assert (r2.provider, r2.model, r2.text) == (r1.provider, r1.model, r1.text)
+    assert r2.cost_usd == 0.0 and r2.attempts == []
+    assert r2.request_id != r1.request_id
+
+
+async def test_key_ignores_the_routed_model(make_legion, script):
+    lg = await make_legion()
+    await lg.pipeline.chat(text_request(Q))
+    # the router would now pick another provider: the cache still answers
+    lg.health.record_failure("loc", "unavailable", retry_after=600)
+    r = await lg.pipeline.chat(text_request(Q))
+    assert r.cache_hit and r.provider == "loc" and script.total() == 1
+
+
+@pytest.mark.parametrize("change", [{"temperature": 0.9}, {"system": "Be terse."},
+                                    {"max_tokens": 5}, {"stop": ["END"]},
+                                    {"model": "cld/big"}])
+async def test_answer_determining_fields_miss(make_legion, script, change):
+    lg = await make_legion()
+    await lg.pipeline.chat(text_request(Q))
+    r = await lg.pipeline.chat(text_request(Q, **change))
+    assert not r.cache_hit and script.total() == 2
+
+
+async def test_auto_model_names_share_a_key():
+    assert tier0.cache_key(text_request(Q, model="legion/auto")) == tier0.cache_key(text_request(Q))
+
+
+async def test_per_request_bypass(make_legion, script):
+    lg = await make_legion()
+    await lg.pipeline.chat(text_request(Q))
+    r = await lg.pipeline.chat(text_request(Q, cache=False))
+    assert not r.cache_hit and script.total() == 2
+
+
+async def test_survives_restart(make_legion, script, tmp_path):
+    lg = await make_legion()
+    await lg.pipeline.chat(text_request(Q))
+    await lg.shutdown()
+    lg2 = await make_legion()
+    r = await lg2.pipeline.chat(text_request(Q))
+    assert r.cache_hit and script.total() == 1
+
+
+async def test_ttl_expiry(make_legion, script, monkeypatch):
+    lg = await make_legion(cache={"ttl_seconds": 60})
+    await lg.pipeline.chat(text_request(Q))
+    real = tier0.time.time
+    monkeypatch.setattr(tier0.time, "time", lambda: real() + 61)
+    r = await lg.pipeline.chat(text_request(Q))
+    assert not r.cache_hit and script.total() == 2
+
+
+async def test_side_effect_tools_not_cached_by_default(make_legion, script):
+    lg = await make_legion()
+    tools = [ToolSpec(name="send_email")]
+    await lg.pipeline.chat(text_request(Q, tools=tools))
+    await lg.pipeline.chat(text_request(Q, tools=tools))
+    assert script.total() == 2
+    safe = [ToolSpec(name="get_time", side_effects=False)]
+    await lg.pipeline.chat(text_request(Q, tools=safe))
+    r = await lg.pipeline.chat(text_request(Q, tools=safe))
+    assert r.cache_hit and script.total() == 3
+
+
+async def test_cache_disabled_in_settings(make_legion, script):
+    lg = await make_legion(cache={"enabled": False})
+    await lg.pipeline.chat(text_request(Q))
+    await lg.pipeline.chat(text_request(Q))
+    assert script.total() == 2
+
+
+async def test_failed_answers_are_not_cached(make_legion, script):
+    lg = await make_legion()
+    script.then("loc", "")  # empty: not worth replaying
+    await lg.pipeline.chat(text_request(Q))
+    r = await lg.pipeline.chat(text_request(Q))
+    assert not r.cache_hit and script.total() == 2
+
+
+async def test_streaming_request_is_served_from_cache(make_legion, script):
+    lg = await make_legion()
+    r1 = await lg.pipeline.chat(text_request(Q))
+    chunks = [c async for c in lg.pipeline.stream(text_request(Q, stream=True))]
+    assert chunks[0].type == "route" and chunks[0].cache_hit and chunks[0].tier == "tier-0"
+    assert "".join(c.text for c in chunks if c.type == "text_delta") == r1.text
+    assert chunks[-1].type == "done" and chunks[-1].response.cache_hit
+    assert script.total() == 1
+
+
+async def test_cache_hit_is_audited(make_legion, script):
+    lg = await make_legion()
+    await lg.pipeline.chat(text_request(Q))
+    await lg.pipeline.chat(text_request(Q))
+    rows = lg.pipeline.audit.recent(2)
+    assert [r["cache_hit"] for r in rows] == [1, 0]
+    assert rows[0]["tier"] == "tier-0" and rows[0]["input_tokens"] == 0
