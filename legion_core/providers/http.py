@@ -35,7 +35,24 @@ def make_client(settings: ProviderSettings, *, base_url: str | None = None,
 
 
 def transport_error(exc: Exception, provider: str) -> ProviderError:
-    """Map a connection-level failure (refused, reset, timeout) to a typed error."""
+    """Map a connection-level failure (refused, reset, timeout) to a typed error.
+
+    httpx-aiohttp maps every `aiohttp.ClientConnectionError` (refused, server disconnected) to
+    `httpx.ConnectTimeout`, so the underlying aiohttp/OS error decides, not the httpx class.
+    """
+    chain: list[BaseException] = []
+    e: BaseException | None = exc
+    while e is not None and len(chain) < 8:
+        chain.append(e)
+        e = e.__cause__ or e.__context__
+    inner = chain[1:]
+    if inner:
+        timed_out = any(isinstance(x, TimeoutError) for x in inner)
+        if timed_out:
+            return ProviderTimeout(f"{provider}: upstream timed out", provider=provider)
+        if any(type(x).__module__.startswith(("aiohttp", "builtins")) for x in inner):
+            return ProviderUnavailable(f"{provider}: upstream unreachable ({type(inner[-1]).__name__})",
+                                       provider=provider)
     if isinstance(exc, httpx.TimeoutException):
         return ProviderTimeout(f"{provider}: upstream timed out", provider=provider)
     return ProviderUnavailable(f"{provider}: upstream unreachable ({type(exc).__name__})",
@@ -49,8 +66,8 @@ def retry_after_seconds(headers: Any) -> float | None:
     try:
         return max(0.0, float(raw))
     except ValueError:
-        from email.utils import parsedate_to_datetime
         import datetime as dt
+        from email.utils import parsedate_to_datetime
 
         try:
             when = parsedate_to_datetime(raw)
