@@ -1,0 +1,249 @@
+"""A heuristic difficulty score for a prompt: 0 = trivial, 1 = hardest.
+
+No network, no model, no API key, tens of microseconds. It reads general linguistic signs
+of difficulty, each squashed to about [0, 1], and combines them with hand-set weights
+through a logistic function:
+
+- length (log of the word count): longer asks usually carry more to get right;
+- reasoning steps: numeric quantities and quantitative relations ("each", "twice", "per",
+  "remaining", percentages) — roughly the number of steps a word problem needs;
+- hard arithmetic: percentages, fractions, decimals and large numbers;
+- mathematical domain words (equation, probability, derivative, prove, ...);
+- analysis cues (why, explain, compare, evaluate, trade-off, justify, step by step);
+- logic-puzzle cues (suppose, if and only if, older than, riddle, ...);
+- code (code fences, braces, programming vocabulary; ambiguous nouns such as "class" or
+  "tree" count fully only next to an unambiguous code cue);
+- several parts: more than one question, enumerated items, several imperatives;
+- explicit constraints (must, exactly, at least, without, ...);
+- technical vocabulary (share of long words);
+- and two signs of *easy* asks: creative writing / role-play, i.e. a production verb (write,
+  compose, draft, imagine) with a creative object (weak models do these well), and
+  short factual look-ups ("What day comes after Tuesday?").
+
+The weights are set by hand from these principles, not fitted to any evaluation set.
+Speed comes from one `str.split()` and a memo of token → category bits (bounded).
+`features()` returns the intermediate values, for explain output and tests.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+
+MAX_CHARS = 8000  # read at most this much; the length feature still sees the whole prompt
+
+# category bits
+(NUM, NUMWORD, REL, MATH, ANALYSIS, PUZZLE, CODE, CODEISH, CONSTR, IMPER, CREATIVE, MAKE, LONG, SENT,
+ QUEST, BI, HARDNUM) = (1 << i for i in range(17))
+_CATS = {"numword": NUMWORD, "rel": REL, "math": MATH, "analysis": ANALYSIS, "puzzle": PUZZLE,
+         "code": CODE, "codeish": CODEISH, "constr": CONSTR, "imper": IMPER, "creative": CREATIVE,
+         "make": MAKE}
+
+# Lexicon: `word` exact, `stem*` any word starting with stem, `two words` a bigram.
+_LEXICON: dict[int, str] = {
+    NUMWORD: "one two three four five six seven eight nine ten eleven twelve fifteen twenty thirty forty "
+             "fifty sixty hundred* thousand* million* dozen* half halves twice thrice double* triple* "
+             "quarter* third thirds",
+    REL: "each per every times percent* remaining remainder rest leftover total* altogether average ratio "
+         "fraction proportion* rate speed profit discount* interest tax cost* price* spend* spent earn* "
+         "save* saving* split share* increase* decrease* until difference sum product | more_than "
+         "less_than fewer_than as_many as_much how_many how_much how_long how_far how_old in_all left_over",
+    MATH: "equation* solve solution* calculat* comput* integral* derivative* differentiat* integrat* "
+          "probabilit* variance prove proof theorem lemma matri* vector* polynomial* prime* factor* "
+          "modul* logarithm* exponent* geometr* triangle* circle* radius area volume perimeter sequence "
+          "series converge* limit function* inequalit* integer* divisib* gcd lcm permutation* "
+          "combination* optimi* minimi* maximi* algebra* calculus statistic* regression | expected_value "
+          "real_numbers",
+    ANALYSIS: "why explain* analy* compar* contrast* evaluat* assess* justif* reason* implication* "
+              "trade-off* tradeoff* critique critically argue argument* infer* deduc* derive derivation "
+              "mechanism* cause* consequence* impact* hypothes* design strateg* recommend* propose "
+              "diagnos* debug* troubleshoot* optimal efficien* detailed thorough* nuanc* underlying "
+              "principle* framework* | step_by trade_off pros_and edge_case edge_cases in_depth",
+    PUZZLE: "suppose assume assuming riddle puzzle paradox behind overtake* consistent contradict* valid "
+            "implies therefore | given_that only_if older_than younger_than taller_than shorter_than "
+            "left_of right_of front_of true_or which_of must_be cannot_be",
+    CODE: "implement* algorithm* python javascript typescript java rust golang sql regex api recursion "
+          "recursive runtime compile* exception big-o html css json yaml subroutine "
+          "| linked_list dynamic_programming unit_test unit_tests regular_expression stack_trace "
+          "time_complexity binary_search",
+    # Words that are code vocabulary only next to other code cues ("a class of 30 students").
+    CODEISH: "code program* function class method bug stack array binary tree graph hash* script library "
+             "database query complexity",
+    CONSTR: "must should exactly only ensure never always format limit within constraint* requirement* "
+            "without | at_least at_most no_more no_fewer make_sure do_not",
+    IMPER: "write list describe explain compare give provide create design implement analyze analyse "
+           "identify extract calculate find determine summarize summarise outline propose suggest evaluate "
+           "discuss show prove draft rewrite translate classify rank estimate recommend",
+    # Things people ask to have written; they count only next to a production verb (MAKE).
+    CREATIVE: "poem* poetry story stories haiku limerick song* lyrics email* letter blog* essay slogan* "
+              "headline* tweet* speech toast joke* roleplay role-play character* persona vivid "
+              "descriptive creative catchy persuasive fictional dialogue scene tone friendly casual "
+              "| short_story",
+    MAKE: "write compose draft craft imagine pretend rephrase rewrite paraphrase proofread polish edit "
+          "| act_as",
+}
+
+_EXACT: dict[str, int] = {}
+_STEMS: dict[int, dict[str, int]] = {}
+_BIGRAMS: dict[tuple[str, str], int] = {}
+_BIFIRST: set[str] = set()
+for _bit, _words in _LEXICON.items():
+    for _w in _words.split():
+        if _w == "|":
+            continue
+        if "_" in _w:
+            _a, _b = _w.split("_", 1)
+            _BIGRAMS[(_a, _b)] = _BIGRAMS.get((_a, _b), 0) | _bit
+            _BIFIRST.add(_a)
+        elif _w.endswith("*"):
+            _s = _w[:-1]
+            _STEMS.setdefault(len(_s), {})
+            _STEMS[len(_s)][_s] = _STEMS[len(_s)].get(_s, 0) | _bit
+        else:
+            _EXACT[_w] = _EXACT.get(_w, 0) | _bit
+_STEM_LENS = sorted(_STEMS)
+_PUNCT = ".,;:!?\"'()[]{}<>`*_"
+_MEMO: dict[str, int] = {}
+_CLEAN: dict[str, str] = {}
+_MEMO_MAX = 50_000
+
+_LOOKUP = re.compile(
+    r"\s*(?:(?:what|who|when|where|which)\s+(?:is|are|was|were|day|year|comes|does|did)\b"
+    r"|(?:define|name|spell|translate)\b)")
+_LOOKUP_ANY = ("capital of", "stand for", "meaning of")
+_ENUM = re.compile(r"(?m)^\s*(?:\d+[.)]|[-*•]|\([a-z0-9]\))\s+")
+
+
+def _learn(tok: str) -> int:
+    """Category bits of one whitespace token (memoised by the caller)."""
+    word = tok.strip(_PUNCT)
+    mask = 0
+    if any(ch.isdigit() for ch in tok):
+        mask |= NUM
+        # Arithmetic weak models get wrong: percentages, fractions, decimals, large numbers.
+        digits = tok.strip(_PUNCT + "$")
+        if "%" in tok or "/" in digits or ("." in digits and digits.replace(".", "").replace(",", "").isdigit()) \
+                or sum(ch.isdigit() for ch in tok) >= 4:
+            mask |= HARDNUM
+    end = tok[-1]
+    if end in ".!?":
+        mask |= SENT
+        if end == "?":
+            mask |= QUEST
+    elif "?" in tok:
+        mask |= QUEST
+    if word:
+        mask |= _EXACT.get(word, 0)
+        for n in _STEM_LENS:
+            if len(word) < n:
+                break
+            mask |= _STEMS[n].get(word[:n], 0)
+        if len(word) >= 10 and word.isalpha():
+            mask |= LONG
+        if word in _BIFIRST and end not in ".!?,;:":
+            mask |= BI
+    if len(_MEMO) >= _MEMO_MAX:
+        _MEMO.clear()
+        _CLEAN.clear()
+    _MEMO[tok] = mask
+    _CLEAN[tok] = word
+    return mask
+
+
+def _sat(x: float, scale: float) -> float:
+    """Saturating map of a count to [0, 1): 1 - e^(-x/scale)."""
+    return 1.0 - math.exp(-x / scale)
+
+
+_BITS_OF: dict[int, tuple[int, ...]] = {}
+_COUNTED = (NUM, HARDNUM, SENT, QUEST, LONG, *_CATS.values())
+_CAT_BITS = tuple(_CATS.values())
+
+
+def _counts(t: str) -> tuple[list[str], dict[int, int]]:
+    toks = t.split()
+    get = _MEMO.get
+    masks = [m if (m := get(x)) is not None else _learn(x) for x in toks]
+    cats: dict[int, int] = dict.fromkeys(_COUNTED, 0)
+    bi = False
+    for mask, n in Counter(masks).items():
+        if not mask:
+            continue
+        bits = _BITS_OF.get(mask)
+        if bits is None:
+            bits = _BITS_OF[mask] = tuple(b for b in _COUNTED if mask & b)
+        for b in bits:
+            cats[b] += n
+        if mask & BI:
+            bi = True
+    if bi:
+        clean = _CLEAN
+        for i in range(len(masks) - 1):
+            if masks[i] & BI:
+                nxt = toks[i + 1]
+                bits2 = _BIGRAMS.get((clean[toks[i]], clean.get(nxt) or nxt.strip(_PUNCT)), 0)
+                if bits2:
+                    for b in _CAT_BITS:
+                        if bits2 & b:
+                            cats[b] += 1
+    return toks, cats
+
+
+def features(text: str) -> dict[str, float]:
+    """The squashed feature values the score is made of (each about 0..1)."""
+    t = text[:MAX_CHARS].lower()
+    toks, c = _counts(t)
+    n_words = len(toks) + max(0, len(text) - MAX_CHARS) // 6
+    quantities = c[NUM] + c[NUMWORD]
+    steps = quantities + 0.5 * c[REL] if quantities else 0.3 * c[REL]
+    code_syntax = 3 * t.count("```") + t.count("{") + t.count(";\n") + t.count("==") + t.count("()") \
+        + t.count("def ") + t.count("=>")
+    enums = len(_ENUM.findall(t)) if "\n" in t else 0
+    sentences = max(1, c[SENT])
+    head = t[:120]
+    lookup = n_words <= 14 and (bool(_LOOKUP.match(head)) or any(p in head for p in _LOOKUP_ANY))
+    return {
+        "length": min(1.3, math.log1p(n_words) / math.log1p(300)),
+        "steps": min(1.2, math.log1p(steps) / math.log1p(24)),
+        "math": _sat(c[MATH], 2.0),
+        "analysis": _sat(c[ANALYSIS], 2.0),
+        "puzzle": _sat(c[PUZZLE], 2.0),
+        "code": _sat(c[CODE] + 2 * code_syntax + (c[CODEISH] if c[CODE] or code_syntax else 0.25 * c[CODEISH]),
+                     3.0),
+        "arithmetic": _sat(c[HARDNUM], 2.0),
+        "parts": _sat(max(0, c[QUEST] - 1) + enums + max(0, c[IMPER] - 1) + max(0, sentences - 3) * 0.3, 3.0),
+        "constraints": _sat(c[CONSTR], 3.0),
+        "technical": min(1.0, 6.0 * c[LONG] / max(1, len(toks))),
+        "creative": _sat(c[CREATIVE] + c[MAKE], 1.5) if c[MAKE] else 0.0,
+        "lookup": 1.0 if lookup else 0.0,
+    }
+
+
+#: Hand-set weights (log-odds per unit of feature); see the module docstring for the reasoning.
+WEIGHTS: dict[str, float] = {
+    "length": 1.6,
+    "steps": 1.4,
+    "arithmetic": 0.6,
+    "math": 1.2,
+    "analysis": 1.1,
+    "puzzle": 0.8,
+    "code": 1.3,
+    "parts": 0.9,
+    "constraints": 0.4,
+    "technical": 0.6,
+    "creative": -1.3,
+    "lookup": -1.5,
+}
+BIAS = -3.0
+
+
+def estimate_complexity(text: str) -> float:
+    """0 (trivial) .. 1 (hardest). Pure, deterministic, no I/O."""
+    if not text or not text.strip():
+        return 0.0
+    f = features(text)
+    z = BIAS
+    for k, w in WEIGHTS.items():
+        z += w * f[k]
+    return round(1.0 / (1.0 + math.exp(-z)), 4)

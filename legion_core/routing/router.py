@@ -1,0 +1,590 @@
+"""The router: from a request to an ordered, explained list of (provider, model) candidates.
+
+No provider is called here. One decision is:
+1. request signals (the complexity estimator and any plugin) and facts: capabilities needed,
+   estimated tokens, intent, caller;
+2. matching rules (precompiled, highest priority first; schedules read an injectable clock);
+3. every candidate (each model of each configured provider) filtered, with the reason kept:
+   exclusion, explicit choice, tier disabled, privacy/never_cloud, request constraints,
+   capabilities, context window (10% headroom), discovery, memory, reachability, circuit and
+   provider signals;
+4. the survivors ordered by (group, tier distance, −score, strategy tie-break), where group 0
+   is the explicit choice or the winning rule's target, group 1 its fallback, group 2 the rest,
+   and tier distance starts at the tier the complexity asks for (cheaper-first upward, then
+   downward); score = priority + health adjustment + (1 − cost_multiplier) × 10.
+
+See docs/routing.md for the behaviour in prose.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from legion_core.errors import NoProviderAvailable
+from legion_core.log import get_logger
+from legion_core.providers.base import Provider
+from legion_core.providers.registry import AUTO_PRIORITY, ProviderRegistry
+from legion_core.routing.complexity import estimate_complexity
+from legion_core.routing.health import HealthTracker
+from legion_core.routing.memory import MemoryProbe
+from legion_core.routing.rules import CompiledRule, RequestFacts, compile_rules
+from legion_core.routing.tokens import estimate_text_tokens, estimate_tokens, user_text
+from legion_core.settings.models import LLMSettings
+from legion_core.types import (
+    CLOUD_TIERS,
+    TIERS,
+    CandidateScore,
+    ChatRequest,
+    EmbedRequest,
+    ModelInfo,
+    RoutingDecision,
+)
+
+log = get_logger("legion.router")
+
+AUTO_MODELS = frozenset({"legion/auto", "auto", "legion", ""})
+#: Capabilities that rank candidates but never drop them (the pipeline has a prompt fallback).
+SOFT_CAPS = frozenset({"json"})
+#: Output tokens assumed for cost estimates when the request sets no `max_tokens`.
+DEFAULT_OUTPUT_TOKENS = 512
+CONTEXT_HEADROOM = 0.9
+_TIER_INDEX = {t: i for i, t in enumerate(TIERS)}
+_CLOUD_INDEX = _TIER_INDEX["cloud"]
+
+
+def tier_index(tier: str) -> int:
+    """Position in TIERS; an unknown tier counts as `cloud` (the safe side for privacy)."""
+    return _TIER_INDEX.get(tier, _CLOUD_INDEX)
+
+
+def is_cloud(tier: str) -> bool:
+    return tier in CLOUD_TIERS or tier not in _TIER_INDEX
+
+
+@dataclass(slots=True)
+class _Cand:
+    """One (provider, model) pair with everything the hot path needs precomputed."""
+
+    pname: str
+    provider: Provider
+    model: ModelInfo
+    mid: str
+    full: str  # provider/model
+    tier: str
+    tidx: int
+    cloud: bool
+    caps: frozenset[str]
+    limit: float  # usable context (window minus headroom)
+    in_price: float
+    out_price: float
+    free: bool
+    cm: float  # provider cost multiplier
+    prio: float  # provider priority
+    pref: int  # default provider first, then AUTO_PRIORITY, then configuration order
+    order: int
+    discovery_drop: str | None
+    memory_bytes: int | None
+
+
+@dataclass(slots=True)
+class _Target:
+    """An explicit or rule-given destination: any of tier/provider/model (None = any)."""
+
+    tier: str | None
+    provider: str | None
+    model: str | None
+    label: str
+
+    def accepts(self, c: _Cand) -> bool:
+        if self.tier is not None and c.tier != self.tier:
+            return False
+        if self.provider is not None and c.pname != self.provider:
+            return False
+        if self.model is not None and c.mid != self.model and c.full != self.model:
+            return False
+        return True
+
+
+@dataclass(slots=True)
+class _Routed:
+    decision: RoutingDecision
+    viable: list[_Cand]
+    costs: dict[int, float]
+
+
+class Router:
+    def __init__(self, llm: LLMSettings, registry: ProviderRegistry, health: HealthTracker, plugins: Any,
+                 *, now: Callable[[], dt.datetime] | None = None,
+                 memory_available: Callable[[], int | None] | None = None) -> None:
+        """`now` (aware UTC datetime) and `memory_available` (bytes) are injectable for tests."""
+        self.llm = llm
+        self.settings = llm.routing
+        self.registry = registry
+        self.health = health
+        self.plugins = plugins
+        self.now = now or (lambda: dt.datetime.now(dt.UTC))
+        self.memory_available = memory_available or MemoryProbe()
+        self.memory_floor = llm.discovery.memory_floor_mb * 1024 * 1024
+        self.rules: list[CompiledRule] = compile_rules(self.settings.rules)
+        self._has_schedules = any(r.schedule is not None for r in self.rules)
+        self._disabled_tiers = frozenset(t for t, ts in self.settings.tiers.items() if not ts.enabled)
+        thresholds = self.settings.complexity_thresholds
+        # Tiers by ascending threshold; the preferred tier is the last one the complexity reaches.
+        self._thresholds = sorted(((float(v), tier_index(t), t) for t, v in thresholds.items()))
+        self._rank_maps = {t: _rank_map(t) for t in TIERS}
+        self._rr: dict[tuple[str, ...], int] = {}
+        self._catalog_key: tuple[Any, ...] | None = None
+        self._chat: list[_Cand] = []
+        self._embed: list[_Cand] = []
+
+    # ================================================================ public API
+    def decide(self, request: ChatRequest, *, exclude: frozenset[str] = frozenset()) -> RoutingDecision:
+        """The decision the pipeline acts on. Raises `NoProviderAvailable` (with the decision)."""
+        routed = self._route(request, exclude, commit=True)
+        d = routed.decision
+        if d.provider is None:
+            raise NoProviderAvailable(_none_message(d), decision=d)
+        return d
+
+    def explain(self, request: ChatRequest) -> RoutingDecision:
+        """Like `decide`, but never raises and changes no state (round-robin position)."""
+        try:
+            return self._route(request, frozenset(), commit=False).decision
+        except Exception as e:  # noqa: BLE001 - explain must always answer
+            return RoutingDecision.model_construct(
+                provider=None, model=None, tier=None, rule=None, strategy=self.settings.strategy,
+                reason=f"routing failed: {type(e).__name__}: {e}", complexity=None, signals={},
+                estimated_tokens=0, candidates=[], compress_level=0, decision_us=0.0)
+
+    def escalation_candidates(self, request: ChatRequest, decision: RoutingDecision) -> list[CandidateScore]:
+        """Viable candidates in tiers strictly above the decision's tier, cheapest first."""
+        if decision.tier is None:
+            return []
+        floor = tier_index(decision.tier)
+        free = request.model_copy(update={"tier": None, "model": None, "provider": None})
+        routed = self._route(free, frozenset(), commit=False)
+        ups = [c for c in routed.viable if c.tidx > floor]
+        ups.sort(key=lambda c: (c.tidx, routed.costs[id(c)], c.pref, c.order))
+        by_key = {(cs.provider, cs.model): cs for cs in routed.decision.candidates}
+        return [by_key[(c.pname, c.mid)] for c in ups]
+
+    def decide_embed(self, request: EmbedRequest, *, exclude: frozenset[str] = frozenset()) -> RoutingDecision:
+        """Embedding-capable models, local first then cheapest; the viable ones are the chain."""
+        t0 = time.perf_counter()
+        self._refresh_catalog()
+        target = self._explicit(request.model, request.provider, request.tier)
+        tokens = estimate_text_tokens(request.input)
+        strict = request.intent.privacy == "strict"
+        unhealthy = self._provider_signals({c.pname: c.provider for c in self._embed})[1]
+        viable: list[tuple[tuple[Any, ...], _Cand]] = []
+        dropped: list[tuple[_Cand, str]] = []
+        for c in self._embed:
+            reason = self._common_drop(c, exclude, target, strict, None, unhealthy)
+            if reason is None and c.limit and tokens > c.limit * len(request.input or [1]):
+                reason = "input too long for its context window"
+            if reason is None:
+                cost = tokens * c.in_price / 1e6 * c.cm
+                viable.append(((c.tidx, cost, c.pref, c.order), c))
+            else:
+                dropped.append((c, reason))
+        viable.sort(key=lambda x: x[0])
+        cands = [_score(c, 0.0, None, None) for _, c in viable] + [_score(c, 0.0, None, r) for c, r in dropped]
+        first = viable[0][1] if viable else None
+        d = _decision(
+            provider=first.pname if first else None, model=first.mid if first else None,
+            tier=first.tier if first else None, rule=None, strategy="cost_optimized",
+            reason=(f"embedding: {target.label}" if target else "embedding: local first, then cheapest")
+            if first else "no embedding-capable candidate is viable",
+            complexity=None, signals={}, estimated_tokens=tokens, candidates=cands, compress_level=0,
+            decision_us=(time.perf_counter() - t0) * 1e6)
+        if first is None:
+            raise NoProviderAvailable(_none_message(d, what="embedding model"), decision=d)
+        return d
+
+    # ================================================================ catalog
+    def _refresh_catalog(self) -> None:
+        reg = self.registry
+        lists = tuple(reg.models(n) for n in reg.providers)
+        key = (tuple(reg.providers), reg.default_provider, lists)
+        old = self._catalog_key
+        if old is not None and old[0] == key[0] and old[1] == key[1] and all(
+                a is b for a, b in zip(old[2], key[2], strict=True)):
+            return
+        self._catalog_key = key
+        chat: list[_Cand] = []
+        embed: list[_Cand] = []
+        kinds = {k: i for i, k in enumerate(AUTO_PRIORITY)}
+        order = 0
+        for pos, (name, models) in enumerate(zip(reg.providers, lists, strict=True)):
+            p = reg.providers[name]
+            if name == reg.default_provider:
+                pref = -1
+            else:
+                pref = kinds.get(getattr(p, "kind", ""), len(kinds)) * 1000 + pos
+            discovered = reg.discovered.get(name)
+            present = {m.id: m for m in discovered} if discovered is not None else None
+            for m in models:
+                drop = None
+                if present is not None:
+                    dm = present.get(m.id)
+                    if dm is None:
+                        drop = "not present on the provider (discovery)"
+                    elif m.available is False:
+                        drop = "not available on the provider (discovery)"
+                tier = m.tier or p.tier
+                c = _Cand(
+                    pname=name, provider=p, model=m, mid=m.id, full=f"{name}/{m.id}", tier=tier,
+                    tidx=tier_index(tier), cloud=is_cloud(tier), caps=frozenset(m.capabilities),
+                    limit=m.context_window * CONTEXT_HEADROOM if m.context_window else 0.0,
+                    in_price=m.input_price, out_price=m.output_price,
+                    free=not (m.input_price or m.output_price), cm=float(p.settings.cost_multiplier),
+                    prio=float(p.settings.priority), pref=pref, order=order, discovery_drop=drop,
+                    memory_bytes=None if m.loaded else m.memory_bytes)
+                order += 1
+                if m.embedding or "embeddings" in m.capabilities:
+                    embed.append(c)
+                if not m.embedding:
+                    chat.append(c)
+        self._chat, self._embed = chat, embed
+
+    # ================================================================ the decision
+    def _request_signals(self, request: ChatRequest) -> dict[str, float]:
+        signals: dict[str, float] = {}
+        hook = self.plugins.hook.legion_request_signals
+        if hook.get_hookimpls():
+            try:
+                results = hook(request=request)
+            except Exception as e:  # noqa: BLE001 - a broken signal plugin must not stop routing
+                log.warning("request signal plugin failed", error=f"{type(e).__name__}: {e}")
+                results = []
+            for r in results:
+                if r:
+                    for k, v in r.items():
+                        if k not in signals:
+                            signals[k] = v
+        return signals
+
+    def _provider_signals(self, providers: dict[str, Provider]) -> tuple[dict[str, float], dict[str, str]]:
+        penalties: dict[str, float] = {}
+        unhealthy: dict[str, str] = {}
+        hook = self.plugins.hook.legion_provider_signals
+        if not hook.get_hookimpls():
+            return penalties, unhealthy
+        for name, p in providers.items():
+            try:
+                results = hook(provider=p)
+            except Exception as e:  # noqa: BLE001
+                log.warning("provider signal plugin failed", provider=name, error=f"{type(e).__name__}: {e}")
+                continue
+            for r in results:
+                for sig in (r if isinstance(r, list | tuple) else [r]):
+                    if sig is None:
+                        continue
+                    if sig.penalty:
+                        penalties[name] = penalties.get(name, 0.0) + float(sig.penalty)
+                    if not sig.healthy and name not in unhealthy:
+                        unhealthy[name] = f"signal {sig.name}: unhealthy" + (f" ({sig.detail})" if sig.detail else "")
+        return penalties, unhealthy
+
+    def _explicit(self, model: str | None, provider: str | None, tier: str | None) -> _Target | None:
+        """The caller's explicit choice (model, `provider/model`, alias, provider, tier), or None."""
+        t_tier, t_prov, t_model = tier, provider, None
+        labels = []
+        if model and model not in AUTO_MODELS:
+            alias = self.settings.aliases.get(model)
+            if alias is not None:
+                labels.append(f"alias {model!r}")
+                t_tier = alias.tier or t_tier
+                t_prov = alias.provider or t_prov
+                t_model = alias.model
+            else:
+                t_model = model
+        if t_model is not None and "/" in t_model and t_prov is None:
+            prov, _, mid = t_model.partition("/")
+            if prov in self.registry.providers:
+                t_prov, t_model = prov, mid
+        if t_model is not None and not labels:
+            labels.append(f"model {t_model!r}")
+        if t_prov is not None:
+            labels.append(f"provider {t_prov!r}")
+        if t_tier is not None:
+            labels.append(f"tier {t_tier!r}")
+        if t_tier is None and t_prov is None and t_model is None:
+            return None
+        return _Target(t_tier, t_prov, t_model, "request asks for " + ", ".join(labels))
+
+    def _preferred_tier(self, complexity: float) -> str:
+        pref = "local"
+        for thr, _idx, t in self._thresholds:
+            if complexity >= thr and t in self._rank_maps:
+                pref = t
+        return pref
+
+    def _common_drop(self, c: _Cand, exclude: frozenset[str], target: _Target | None, strict: bool,
+                     never_cloud_rule: str | None, unhealthy: dict[str, str]) -> str | None:
+        if exclude and (c.pname in exclude or c.full in exclude):
+            return "excluded (already tried)"
+        if target is not None and not target.accepts(c):
+            return target.label
+        if c.tier in self._disabled_tiers:
+            return f"tier {c.tier} disabled in settings"
+        if c.cloud and strict:
+            return "privacy strict: never cloud"
+        if c.cloud and never_cloud_rule is not None:
+            return f"never_cloud ({never_cloud_rule})"
+        if c.discovery_drop is not None:
+            return c.discovery_drop
+        if self.registry.reachable.get(c.pname) is False:
+            detail = self.registry.unreachable_detail.get(c.pname) or "health check failed"
+            return f"unreachable: {detail}"
+        if c.memory_bytes is not None:
+            avail = self.memory_available()
+            if avail is not None and c.memory_bytes > avail - self.memory_floor:
+                mb = 1024 * 1024
+                return (f"does not fit in memory: needs {c.memory_bytes // mb} MB, "
+                        f"{max(0, avail - self.memory_floor) // mb} MB free above the "
+                        f"{self.memory_floor // mb} MB floor")
+        blocked = self.health.blocked_reason(c.pname)
+        if blocked is not None:
+            return blocked
+        bad = unhealthy.get(c.pname)
+        if bad is not None:
+            return bad
+        return None
+
+    def _route(self, request: ChatRequest, exclude: frozenset[str], *, commit: bool) -> _Routed:
+        t0 = time.perf_counter()
+        self._refresh_catalog()
+        st = self.settings
+        intent = request.intent
+        strategy = "cost_optimized" if intent.cost == "minimize" else st.strategy
+
+        # -- 1. signals and facts
+        signals = self._request_signals(request)
+        complexity = signals.get("complexity")
+        if complexity is None:
+            complexity = estimate_complexity(user_text(request))
+            signals["complexity"] = complexity
+        complexity = float(complexity)
+        tokens = estimate_tokens(request)
+        caps = frozenset(request.required_capabilities())
+        hard_caps = caps - SOFT_CAPS
+        facts = RequestFacts(intent.privacy, intent.capability, intent.cost, caps, complexity, tokens,
+                             request.caller)
+
+        # -- 2. rules
+        now_utc = self.now() if self._has_schedules else None
+        local: dict[str, dt.datetime] = {}
+        matching = [r for r in self.rules if r.matches(facts, now_utc, local)]
+        target_rule = next((r for r in matching if r.has_target), None)
+        target_rules = [r for r in matching if r.has_target]
+        never_cloud_rule = next((f"rule {r.name!r}" for r in matching if r.never_cloud), None)
+        if never_cloud_rule is None and request.constraints.get("never_cloud"):
+            never_cloud_rule = "request constraint"
+        compress = request.compress_level
+        if compress is None:
+            compress = next((r.compress_level for r in matching if r.compress_level is not None), 0)
+
+        # -- 3. where to start: explicit choice > winning rule > complexity
+        explicit = self._explicit(request.model, request.provider, request.tier)
+        effective = complexity
+        if intent.capability == "basic":
+            effective = 0.0
+        elif intent.capability == "moderate":
+            effective = max(complexity, st.complexity_thresholds.get("fleet", 0.35))
+        elif intent.capability == "reasoning":
+            effective = max(complexity, st.complexity_thresholds.get("cloud", 0.55))
+        preferred = self._preferred_tier(effective)
+        if not st.enabled and explicit is None and self.registry.default_provider:
+            explicit = _Target(None, self.registry.default_provider, None, "routing disabled: default provider")
+        rule_target = fallback = None
+        if explicit is None and target_rule is not None:
+            th = target_rule.then
+            rule_target = _Target(th.tier, th.provider, th.model, f"rule {target_rule.name!r}")
+            if target_rule.fallback:
+                fallback = _fallback_target(target_rule.fallback, self.registry.providers)
+            if th.tier is not None:
+                preferred = th.tier if th.tier in self._rank_maps else preferred
+        ranks = self._rank_maps.get(preferred) or self._rank_maps["local"]
+
+        # -- 4. filter
+        max_tier = request.constraints.get("max_tier")
+        max_idx = tier_index(max_tier) if isinstance(max_tier, str) else None
+        free_only = bool(request.constraints.get("free_only"))
+        allow_providers = request.constraints.get("providers")
+        providers = {c.pname: c.provider for c in self._chat}
+        penalties, unhealthy = self._provider_signals(providers)
+        strict = intent.privacy == "strict"
+        out_tokens = request.max_tokens or DEFAULT_OUTPUT_TOKENS
+        need = tokens + (request.max_tokens or 0)
+        health = self.health
+        viable: list[tuple[tuple[Any, ...], _Cand, float, CompiledRule | None]] = []
+        dropped: list[tuple[_Cand, str]] = []
+        costs: dict[int, float] = {}
+        hpen: dict[str, float] = {}
+        for c in self._chat:
+            reason = self._common_drop(c, exclude, explicit, strict, never_cloud_rule, unhealthy)
+            if reason is None:
+                if max_idx is not None and c.tidx > max_idx:
+                    reason = f"above max_tier {max_tier} (request constraint)"
+                elif free_only and not c.free:
+                    reason = "not free (request constraint free_only)"
+                elif allow_providers is not None and c.pname not in allow_providers:
+                    reason = "provider not allowed (request constraint)"
+                elif hard_caps and not hard_caps <= c.caps:
+                    reason = "lacks capability: " + ", ".join(sorted(hard_caps - c.caps))
+                elif c.limit and need > c.limit:
+                    reason = (f"context window {c.model.context_window} too small for ~{need} tokens "
+                              f"(10% headroom)")
+            if reason is not None:
+                dropped.append((c, reason))
+                continue
+            credited = None
+            for r in target_rules:
+                th = r.then
+                if ((th.tier is None or th.tier == c.tier) and (th.provider is None or th.provider == c.pname)
+                        and (th.model is None or th.model == c.mid or th.model == c.full)):
+                    credited = r
+                    break
+            cm = c.cm * (credited.cost_multiplier if credited else 1.0)
+            hp = hpen.get(c.pname)
+            if hp is None:
+                hp = hpen[c.pname] = health.penalty(c.pname) + penalties.get(c.pname, 0.0)
+            score = (credited.priority if credited else 0) + c.prio - hp + (1.0 - cm) * 10.0
+            cost = (tokens * c.in_price + out_tokens * c.out_price) / 1e6 * cm
+            costs[id(c)] = cost
+            if explicit is not None:
+                group = 0
+            elif rule_target is not None and rule_target.accepts(c):
+                group = 0
+            elif fallback is not None and fallback.accepts(c):
+                group = 1
+            else:
+                group = 2 if rule_target is not None else 0
+            soft = 0 if not (caps & SOFT_CAPS) or (caps & SOFT_CAPS) <= c.caps else 1
+            if strategy == "latency_optimized":
+                tie: tuple[Any, ...] = (health.p50(c.pname) or 0.0, cost, c.pref, c.order)
+            elif strategy == "round_robin":
+                tie = (c.pref, c.order)
+            else:
+                tie = (cost, c.pref, c.order)
+            viable.append(((group, ranks.get(c.tier, ranks.get("cloud", 9)), -round(score, 6), soft) + tie,
+                           c, score, credited))
+
+        # -- 5. order
+        viable.sort(key=lambda v: v[0])
+        if strategy == "round_robin" and len(viable) > 1:
+            viable = self._rotate(viable, commit)
+        cands = [_score(c, score, credited.name if credited else None, None)
+                 for _, c, score, credited in viable]
+        cands += [_score(c, 0.0, None, r) for c, r in dropped]
+        first = viable[0] if viable else None
+        chosen = first[1] if first else None
+        rule_name = first[3].name if first and first[3] else None
+        if chosen is not None and rule_name is None and first is not None and first[0][0] == 1 and target_rule:
+            rule_name = target_rule.name
+        reason = _reason(chosen, explicit, target_rule, first[0][0] if first else None, preferred,
+                         complexity, effective, strategy, intent.capability)
+        if chosen is None:
+            reason = f"no viable candidate ({len(dropped)} considered, all dropped)"
+        d = _decision(
+            provider=chosen.pname if chosen else None, model=chosen.mid if chosen else None,
+            tier=chosen.tier if chosen else None, rule=rule_name, strategy=strategy, reason=reason,
+            complexity=round(complexity, 4), signals=signals, estimated_tokens=tokens, candidates=cands,
+            compress_level=int(compress or 0), decision_us=round((time.perf_counter() - t0) * 1e6, 1))
+        return _Routed(d, [v[1] for v in viable], costs)
+
+    def _rotate(self, viable: list[Any], commit: bool) -> list[Any]:
+        """Round robin among the top class (same group, tier distance and score)."""
+        head = viable[0][0][:3]
+        n = 1
+        while n < len(viable) and viable[n][0][:3] == head:
+            n += 1
+        if n == 1:
+            return viable
+        key = tuple(v[1].full for v in viable[:n])
+        i = self._rr.get(key, 0)
+        if commit:
+            self._rr[key] = i + 1
+        i %= n
+        return viable[i:n] + viable[:i] + viable[n:]
+
+
+# ==================================================================== helpers
+def _rank_map(preferred: str) -> dict[str, int]:
+    """Tier distance from the preferred tier: itself, then cheaper-first upward, then downward."""
+    i = TIERS.index(preferred)
+    order = [preferred, *TIERS[i + 1:], *reversed(TIERS[:i])]
+    return {t: n for n, t in enumerate(order)}
+
+
+def _fallback_target(fallback: str, providers: dict[str, Any]) -> _Target:
+    if fallback in providers:
+        return _Target(None, fallback, None, f"fallback provider {fallback!r}")
+    if fallback in _TIER_INDEX:
+        return _Target(fallback, None, None, f"fallback tier {fallback!r}")
+    if "/" in fallback and fallback.partition("/")[0] in providers:
+        prov, _, mid = fallback.partition("/")
+        return _Target(None, prov, mid, f"fallback model {fallback!r}")
+    return _Target(None, None, fallback, f"fallback model {fallback!r}")
+
+
+_CS_FIELDS = frozenset(CandidateScore.model_fields)
+_RD_FIELDS = frozenset(RoutingDecision.model_fields)
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _fast(cls: Any, fields: frozenset[str], values: dict[str, Any]) -> Any:
+    """`model_construct` without its per-call overhead: every field is given, none validated."""
+    obj = _new(cls)
+    _set(obj, "__dict__", values)
+    _set(obj, "__pydantic_fields_set__", set(fields))
+    _set(obj, "__pydantic_extra__", None)
+    _set(obj, "__pydantic_private__", None)
+    return obj
+
+
+def _score(c: _Cand, score: float, rule: str | None, dropped: str | None) -> CandidateScore:
+    return _fast(CandidateScore, _CS_FIELDS, {"provider": c.pname, "model": c.mid, "tier": c.tier,
+                                              "score": round(score, 4), "rule": rule, "dropped": dropped})
+
+
+def _decision(**values: Any) -> RoutingDecision:
+    return _fast(RoutingDecision, _RD_FIELDS, values)
+
+
+def _reason(c: _Cand | None, explicit: _Target | None, rule: CompiledRule | None, group: int | None,
+            preferred: str, complexity: float, effective: float, strategy: str,
+            capability: str | None) -> str:
+    if c is None:
+        return ""
+    if explicit is not None:
+        head = explicit.label
+    elif rule is not None and group == 0:
+        head = f"rule {rule.name!r} (priority {rule.priority})"
+    elif rule is not None and group == 1:
+        head = f"rule {rule.name!r} target unavailable; its fallback {rule.fallback!r}"
+    elif rule is not None:
+        head = f"rule {rule.name!r} target and fallback unavailable; complexity {complexity:.2f} → {preferred}"
+    else:
+        head = f"complexity {complexity:.2f} → start at {preferred}"
+        if capability is not None:
+            head = f"intent capability {capability} (complexity {complexity:.2f}) → start at {preferred}"
+    if c.tier != preferred and explicit is None and not (rule is not None and group in (0, 1)):
+        head += f"; nothing viable in {preferred}, next tier {c.tier}"
+    return f"{head}; {strategy}: {c.pname}/{c.mid}"
+
+
+def _none_message(d: RoutingDecision, what: str = "candidate") -> str:
+    if not d.candidates:
+        return f"no provider is configured that could serve this request (no {what} at all)"
+    reasons: dict[str, list[str]] = {}
+    for c in d.candidates:
+        reasons.setdefault(c.dropped or "?", []).append(f"{c.provider}/{c.model}")
+    parts = [f"{r}: {', '.join(names[:3])}{' …' if len(names) > 3 else ''}" for r, names in reasons.items()]
+    return f"no viable {what} ({len(d.candidates)} considered): " + "; ".join(parts)
