@@ -15,21 +15,29 @@ Speaks what `api.anthropic.com` speaks (checked against the public API reference
   404 not_found_error, 413 request_too_large, 429 rate_limit_error + `retry-after`,
   500 api_error, 529 overloaded_error). Mid-stream failures arrive as an `event: error` frame.
 
-Behaviour: it answers `reply_text` (streamed word by word), calls the first tool offered when the
-last user turn carries no `tool_result` (input built from the tool's schema, or `tool_input`), and
-emits a thinking block (with a signature) when the request enables thinking.
+Behaviour (the conformance fake protocol, `legion_core.testing.fault_kinds`): it answers
+`reply_text` (streamed word by word) with `usage` token counts, calls the first tool offered with
+`tool_arguments` when the last user turn carries no `tool_result`, and emits a thinking block
+(`thinking_text`, with a signature) when the request enables thinking. `seen_system()`,
+`seen_tool_results()` and `seen_images()` report what the last `/v1/messages` call carried.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from typing import Any
 
 from aiohttp import web
 
-from legion_core.testing.fakes.base import Fault, FakeServer, drop_connection
+from legion_core.testing.fakes.base import FakeServer, Fault, drop_connection
+from legion_core.testing.fault_kinds import (
+    DEFAULT_TOOL_ARGUMENTS,
+    DEFAULT_USAGE,
+    RETRY_AFTER_SECONDS,
+    SLOW_SECONDS,
+    sleep_unless_gone,
+)
 
 API_VERSION = "2023-06-01"
 
@@ -52,7 +60,7 @@ KIND_FAULTS: dict[str, tuple[int, str, str]] = {
                      "Number of request tokens has exceeded your per-minute rate limit"),
     "context_overflow": (400, "invalid_request_error", "prompt is too long: 215344 tokens > 200000 maximum"),
     "content_policy": (400, "invalid_request_error", "Output blocked by content filtering policy"),
-    "unavailable": (529, "overloaded_error", "Overloaded"),
+    "unavailable": (529, "overloaded_error", "Overloaded"),  # Anthropic's "unavailable" is 529
     "overloaded": (529, "overloaded_error", "Overloaded"),
     "server_error": (500, "api_error", "Internal server error"),
     "bad_request": (400, "invalid_request_error", "messages: roles must alternate between \"user\" and \"assistant\""),
@@ -109,34 +117,67 @@ class FakeAnthropic(FakeServer):
         self.context_window = context_window
         self.models = models if models is not None else list(DEFAULT_MODELS)
         self.thinking_text = "The user asks which day follows Tuesday. That is Wednesday."
-        #: Forces the tool call's input (default: built from the tool's schema).
-        self.tool_input: dict[str, Any] | None = None
+        #: The tool call's input; None builds it from the tool's JSON schema instead.
+        self.tool_arguments: dict[str, Any] | None = dict(DEFAULT_TOOL_ARGUMENTS)
+        #: (input_tokens, output_tokens) reported for every message.
+        self.usage: tuple[int, int] = DEFAULT_USAGE
+        self.chat_bodies: list[dict[str, Any]] = []
         #: Emit a `ping` frame after `message_start` (as the real API does).
         self.ping = True
         self._stream_error: tuple[str, str] | None = None
 
     # ------------------------------------------------------------------ faults
-    def fail_with(self, kind: str, *, times: int = 1, retry_after: float = 7,
-                  delay: float = 0.0) -> None:
+    def fail_with(self, kind: str, times: int = 1, *, retry_after: float = RETRY_AFTER_SECONDS) -> None:
         """Make the next call(s) fail the way the real API does for a kernel error `kind`.
 
-        Kinds: auth, rate_limited, context_overflow, content_policy, unavailable (529 overloaded),
-        server_error (500), bad_request, not_found, timeout (a response slower than any sane read
-        timeout: `delay` seconds, default 30), stream_interrupted (a stream dropped after 2 deltas).
+        Kinds (`legion_core.testing.fault_kinds`): auth, rate_limited, context_overflow,
+        content_policy, unavailable (529 overloaded_error), server_error (500 api_error), bad_request,
+        not_found, timeout (answers only after SLOW_SECONDS), drop_before_first, drop_mid_stream.
         """
         if kind == "timeout":
-            self.faults.append(Fault(delay=delay or 30.0, times=times))
-            return
-        if kind in ("stream_interrupted", "stream_broken"):
+            self.faults.append(Fault(delay=SLOW_SECONDS, times=times))
+        elif kind == "drop_before_first":
+            self.faults.append(Fault(drop_after_chunks=0, times=times))
+        elif kind in ("drop_mid_stream", "stream_interrupted"):
             self.faults.append(Fault(drop_after_chunks=2, times=times))
-            return
-        if kind not in KIND_FAULTS:
-            raise ValueError(f"FakeAnthropic.fail_with: unknown kind {kind!r}; "
-                             f"use one of {sorted([*KIND_FAULTS, 'timeout', 'stream_interrupted'])}")
-        status, etype, msg = KIND_FAULTS[kind]
-        headers = {"retry-after": str(int(retry_after))} if status == 429 else {}
-        self.faults.append(Fault(status=status, body=error_body(etype, msg), headers=headers,
-                                 times=times, delay=delay))
+        elif kind in KIND_FAULTS:
+            status, etype, msg = KIND_FAULTS[kind]
+            headers = {"retry-after": str(int(retry_after))} if status == 429 else {}
+            self.faults.append(Fault(status=status, body=error_body(etype, msg), headers=headers, times=times))
+        else:
+            raise ValueError(f"FakeAnthropic.fail_with: unknown kind {kind!r}; use one of "
+                             f"{sorted([*KIND_FAULTS, 'timeout', 'drop_before_first', 'drop_mid_stream'])}")
+
+    def last_chat(self) -> dict[str, Any]:
+        if not self.chat_bodies:
+            raise AssertionError("the fake has not received a /v1/messages request")
+        return self.chat_bodies[-1]
+
+    def seen_system(self) -> str | None:
+        system = self.last_chat().get("system")
+        if isinstance(system, list):
+            return "".join(b.get("text", "") for b in system if isinstance(b, dict)) or None
+        return system or None
+
+    def _blocks(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for m in self.last_chat().get("messages", []):
+            if isinstance(m.get("content"), list):
+                out.extend(b for b in m["content"] if isinstance(b, dict))
+        return out
+
+    def seen_tool_results(self) -> list[tuple[str, str]]:
+        res = []
+        for b in self._blocks():
+            if b.get("type") == "tool_result":
+                c = b.get("content", "")
+                if isinstance(c, list):
+                    c = "".join(x.get("text", "") for x in c if isinstance(x, dict))
+                res.append((b.get("tool_use_id", ""), c))
+        return res
+
+    def seen_images(self) -> int:
+        return sum(1 for b in self._blocks() if b.get("type") == "image")
 
     # ------------------------------------------------------------------ routes
     def routes(self, app: web.Application) -> None:
@@ -167,8 +208,6 @@ class FakeAnthropic(FakeServer):
     async def _fault_response(self, fault: Fault | None) -> web.Response | None:
         if fault is None:
             return None
-        if fault.delay:
-            await asyncio.sleep(fault.delay)
         if fault.status is None:
             return None
         body = fault.body
@@ -301,18 +340,12 @@ class FakeAnthropic(FakeServer):
             tool = tools[0]
             if choice == "tool":
                 tool = next((t for t in tools if t["name"] == body["tool_choice"].get("name")), tool)
-            args = self.tool_input if self.tool_input is not None else example_input(tool["input_schema"])
+            args = self.tool_arguments if self.tool_arguments is not None else example_input(tool["input_schema"])
             blocks.append({"type": "text", "text": "Let me check."})
             blocks.append({"type": "tool_use", "id": f"toolu_{uuid.uuid4().hex[:24]}",
                            "name": tool["name"], "input": args})
             return blocks, "tool_use"
         text = self.reply_text
-        if answered_tool:
-            results = [b for b in content if isinstance(b, dict) and b.get("type") == "tool_result"]
-            got = results[0].get("content")
-            if isinstance(got, list):
-                got = "".join(x.get("text", "") for x in got if isinstance(x, dict))
-            text = f"The tool said: {got}"
         max_tokens = int(body.get("max_tokens") or 0)
         words = text.split(" ")
         stop = "end_turn"
@@ -332,6 +365,10 @@ class FakeAnthropic(FakeServer):
         if bad is not None:
             return bad
         assert body is not None
+        self.chat_bodies.append(body)
+        if fault is not None and fault.delay and fault.drop_after_chunks is None:
+            if not await sleep_unless_gone(request, fault.delay):
+                return web.Response(status=499)  # the client gave up; nobody reads this
         if fault is not None and fault.status is not None:
             resp = await self._fault_response(fault)
             assert resp is not None
@@ -340,13 +377,9 @@ class FakeAnthropic(FakeServer):
             return bad
         if (bad := self._validate(body)) is not None:
             return bad
-        if fault is not None and fault.delay and fault.drop_after_chunks is None:
-            await asyncio.sleep(fault.delay)
         blocks, stop = self._plan(body)
         msg_id = f"msg_{uuid.uuid4().hex[:24]}"
-        in_tok = self._input_tokens(body)
-        out_tok = sum(estimate_tokens(b.get("text") or b.get("thinking") or b.get("input") or "")
-                      for b in blocks)
+        in_tok, out_tok = self.usage
         if not body.get("stream"):
             return web.json_response({
                 "id": msg_id, "type": "message", "role": "assistant", "model": body["model"],
@@ -400,10 +433,8 @@ class FakeAnthropic(FakeServer):
                                                "content_block": start})
             for piece in pieces:
                 if drop_after is not None and deltas_sent >= drop_after:
-                    await drop_connection(request)
+                    await self._drop(request)
                     return resp
-                if fault is not None and fault.delay and drop_after is not None:
-                    await asyncio.sleep(fault.delay)
                 await send("content_block_delta", {"type": "content_block_delta", "index": idx,
                                                    "delta": piece})
                 deltas_sent += 1
@@ -415,7 +446,7 @@ class FakeAnthropic(FakeServer):
                     return resp
             await send("content_block_stop", {"type": "content_block_stop", "index": idx})
         if drop_after is not None:  # fewer deltas than asked for: still never finish cleanly
-            await drop_connection(request)
+            await self._drop(request)
             return resp
         await send("message_delta", {"type": "message_delta",
                                      "delta": {"stop_reason": stop, "stop_sequence": None},
@@ -423,6 +454,11 @@ class FakeAnthropic(FakeServer):
         await send("message_stop", {"type": "message_stop"})
         await resp.write_eof()
         return resp
+
+    @staticmethod
+    async def _drop(request: web.Request) -> None:
+        await sleep_unless_gone(request, 0.05)  # let the frames already written reach the client
+        await drop_connection(request)
 
     def send_stream_error_next(self, err_type: str = "overloaded_error", message: str = "Overloaded") -> None:
         """Make the next stream emit an `event: error` frame after its first text delta."""

@@ -13,6 +13,10 @@ Checked against Ollama's API reference:
 - Errors are `{"error": "..."}`: 404 for an unknown model ("try pulling it first"), 400 for bad
   input, 500 when the runner dies, 503 when the queue is full, 429 from rate-limiting proxies.
 
+It follows the conformance fake protocol (`legion_core.testing.fault_kinds`): `reply_text`,
+`usage` (prompt_eval_count, eval_count), `tool_arguments`, `thinking_text`, `fail_with(kind)`,
+and `seen_system()` / `seen_tool_results()` / `seen_images()` for the last `/api/chat` body.
+
 `split_writes = True` sends every NDJSON line in two TCP writes cut mid-line (and mid-UTF-8
 character where possible), so clients prove they reassemble frames.
 """
@@ -33,7 +37,14 @@ from typing import Any
 from aiohttp import web
 
 from legion_core.testing.fakes.anthropic import example_input
-from legion_core.testing.fakes.base import Fault, FakeServer, drop_connection
+from legion_core.testing.fakes.base import FakeServer, Fault, drop_connection
+from legion_core.testing.fault_kinds import (
+    DEFAULT_TOOL_ARGUMENTS,
+    DEFAULT_USAGE,
+    RETRY_AFTER_SECONDS,
+    SLOW_SECONDS,
+    sleep_unless_gone,
+)
 
 VERSION = "0.12.6"
 
@@ -114,31 +125,52 @@ class FakeOllama(FakeServer):
         #: When set, requests must carry `Authorization: Bearer <api_key>` (ollama.com, proxies).
         self.api_key = api_key
         self.thinking_text = "Tuesday is followed by Wednesday."
-        self.tool_arguments: dict[str, Any] | None = None
+        #: The tool call's arguments; None builds them from the tool's JSON schema instead.
+        self.tool_arguments: dict[str, Any] | None = dict(DEFAULT_TOOL_ARGUMENTS)
+        #: (prompt_eval_count, eval_count) reported for every chat.
+        self.usage: tuple[int, int] = DEFAULT_USAGE
+        self.chat_bodies: list[dict[str, Any]] = []
         self.split_writes = False
         self.version = VERSION
 
     # ------------------------------------------------------------------ faults
-    def fail_with(self, kind: str, *, times: int = 1, retry_after: float = 7, delay: float = 0.0) -> None:
-        """Make the next call(s) fail as Ollama does for a kernel error `kind`.
+    def fail_with(self, kind: str, times: int = 1, *, retry_after: float = RETRY_AFTER_SECONDS) -> None:
+        """Make the next call(s) fail as Ollama (or the proxy in front of it) does for a kernel `kind`.
 
-        Kinds: auth, rate_limited, unavailable (503 queue full), server_error (500), context_overflow,
-        content_policy (a moderating proxy's 400), bad_request, not_found, timeout (a response `delay`
-        seconds late, default 30), stream_interrupted (a stream dropped after 2 chunks).
+        Kinds (`legion_core.testing.fault_kinds`): auth, rate_limited, unavailable (503 queue full),
+        server_error (500 runner died), context_overflow, content_policy (a moderating proxy's 400),
+        bad_request, not_found, timeout (answers only after SLOW_SECONDS), drop_before_first,
+        drop_mid_stream.
         """
         if kind == "timeout":
-            self.faults.append(Fault(delay=delay or 30.0, times=times))
-            return
-        if kind in ("stream_interrupted", "stream_broken"):
+            self.faults.append(Fault(delay=SLOW_SECONDS, times=times))
+        elif kind == "drop_before_first":
+            self.faults.append(Fault(drop_after_chunks=0, times=times))
+        elif kind in ("drop_mid_stream", "stream_interrupted"):
             self.faults.append(Fault(drop_after_chunks=2, times=times))
-            return
-        if kind not in KIND_FAULTS:
-            raise ValueError(f"FakeOllama.fail_with: unknown kind {kind!r}; "
-                             f"use one of {sorted([*KIND_FAULTS, 'timeout', 'stream_interrupted'])}")
-        status, msg = KIND_FAULTS[kind]
-        headers = {"retry-after": str(int(retry_after))} if status == 429 else {}
-        self.faults.append(Fault(status=status, body={"error": msg}, headers=headers, times=times,
-                                 delay=delay))
+        elif kind in KIND_FAULTS:
+            status, msg = KIND_FAULTS[kind]
+            headers = {"retry-after": str(int(retry_after))} if status == 429 else {}
+            self.faults.append(Fault(status=status, body={"error": msg}, headers=headers, times=times))
+        else:
+            raise ValueError(f"FakeOllama.fail_with: unknown kind {kind!r}; use one of "
+                             f"{sorted([*KIND_FAULTS, 'timeout', 'drop_before_first', 'drop_mid_stream'])}")
+
+    def last_chat(self) -> dict[str, Any]:
+        if not self.chat_bodies:
+            raise AssertionError("the fake has not received an /api/chat request")
+        return self.chat_bodies[-1]
+
+    def seen_system(self) -> str | None:
+        parts = [m.get("content", "") for m in self.last_chat().get("messages", []) if m.get("role") == "system"]
+        return "\n\n".join(parts) if parts else None
+
+    def seen_tool_results(self) -> list[tuple[str, str]]:
+        return [(m.get("tool_call_id", ""), m.get("content", ""))
+                for m in self.last_chat().get("messages", []) if m.get("role") == "tool"]
+
+    def seen_images(self) -> int:
+        return sum(len(m.get("images") or []) for m in self.last_chat().get("messages", []))
 
     # ------------------------------------------------------------------ routes
     def routes(self, app: web.Application) -> None:
@@ -167,7 +199,8 @@ class FakeOllama(FakeServer):
         fault = self.take_fault()
         if fault is not None:
             if fault.delay and fault.drop_after_chunks is None:
-                await asyncio.sleep(fault.delay)
+                if not await sleep_unless_gone(request, fault.delay):
+                    return body, fault, web.Response(status=499)  # the client gave up
             if fault.status is not None:
                 b = fault.body if fault.body is not None else {"error": "injected failure"}
                 if isinstance(b, dict | list):
@@ -296,10 +329,6 @@ class FakeOllama(FakeServer):
                     "function": {"index": 0, "name": fn.get("name", ""), "arguments": args}}
             return thinking, "", [call], "stop"
         content = self.reply_text
-        if last.get("role") == "tool":
-            content = f"The tool said: {last.get('content', '')}"
-        elif any(m.get("images") for m in msgs):
-            content = f"I see {sum(len(m.get('images') or []) for m in msgs)} image(s)."
         opts = body.get("options") or {}
         reason = "stop"
         n = opts.get("num_predict")
@@ -314,6 +343,8 @@ class FakeOllama(FakeServer):
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body, fault, bad = await self._prologue(request, "chat")
+        if isinstance(body, dict):
+            self.chat_bodies.append(body)
         if bad is not None:
             return bad
         m, bad = self._model(body)
@@ -330,8 +361,7 @@ class FakeOllama(FakeServer):
             return self._err(400, f"\"{m.name}\" does not support thinking")
         self.loaded.add(m.name)
         thinking, content, calls, reason = self._plan(body, m)
-        prompt_tokens = _tokens(json.dumps(body.get("messages")))
-        eval_count = _tokens(thinking + content + json.dumps(calls)) if (thinking or content or calls) else 0
+        prompt_tokens, eval_count = self.usage
         final = {"done": True, "done_reason": reason, "total_duration": 5_191_566_416,
                  "load_duration": 2_154_458, "prompt_eval_count": prompt_tokens,
                  "prompt_eval_duration": 383_809_000, "eval_count": eval_count,
@@ -367,12 +397,10 @@ class FakeOllama(FakeServer):
                 **final}
         for n, obj in enumerate(chunks):
             if drop_after is not None and n >= drop_after:
-                await drop_connection(request)
-                return resp
-            if fault is not None and fault.delay and drop_after is not None:
-                await asyncio.sleep(fault.delay)
+                break
             await self._write_line(resp, obj)
         if drop_after is not None:
+            await sleep_unless_gone(request, 0.05)  # let the lines already written reach the client
             await drop_connection(request)
             return resp
         await self._write_line(resp, last)

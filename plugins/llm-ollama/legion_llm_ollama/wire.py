@@ -40,7 +40,7 @@ def _image_b64(block: ImageBlock, where: str) -> str:
 
 def request_to_wire(request: ChatRequest, model: str, *, stream: bool,
                     options: dict[str, Any] | None = None, keep_alive: Any = None) -> dict[str, Any]:
-    """The `/api/chat` body. Tool results become `tool` messages (with `tool_name`), images go to
+    """The `/api/chat` body. Tool results become `tool` messages (with `tool_call_id` and `tool_name`), images go to
     the message's `images` list, and thinking/tool calls of earlier assistant turns are replayed."""
     msgs: list[dict[str, Any]] = []
     if request.system:
@@ -67,7 +67,7 @@ def request_to_wire(request: ChatRequest, model: str, *, stream: bool,
             elif isinstance(b, ThinkingBlock):
                 thinking.append(b.thinking)
             elif isinstance(b, ToolResultBlock):
-                res: dict[str, Any] = {"role": "tool", "content": b.text}
+                res: dict[str, Any] = {"role": "tool", "content": b.text, "tool_call_id": b.tool_use_id}
                 if b.tool_use_id in tool_names:
                     res["tool_name"] = tool_names[b.tool_use_id]
                 results.append(res)
