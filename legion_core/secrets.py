@@ -108,9 +108,12 @@ def schemes_for(plugins: PluginManager | None) -> dict[str, SchemeResolver]:
 
 
 # ------------------------------------------------------------------ resolution
-def resolve(ref: SecretRef, schemes: Mapping[str, SchemeResolver] | None = None) -> str | None:
+def resolve(ref: SecretRef, schemes: Mapping[str, SchemeResolver] | None = None, *,
+            failures: list[str] | None = None) -> str | None:
     """Resolve a reference to its value, or None when it is not set.
 
+    :param failures: when given, hard failures inside a chain are appended here (for the
+        caller's own single warning) instead of being logged one by one.
     :raises SecretError: a single reference failed hard (Vault unreachable, 403, missing key,
         unknown scheme). Inside a list, such a failure falls through to the next entry.
     """
@@ -122,8 +125,11 @@ def resolve(ref: SecretRef, schemes: Mapping[str, SchemeResolver] | None = None)
             try:
                 value = _resolve_one(entry, schemes)
             except SecretError as e:
-                log.warning("secret reference failed; trying the next one in the chain",
-                            reference=describe_ref(entry), error=str(e))
+                if failures is not None:
+                    failures.append(str(e))
+                else:
+                    log.warning("secret reference failed; trying the next one in the chain",
+                                reference=describe_ref(entry), error=str(e))
                 continue
             if value:
                 return value
@@ -342,38 +348,47 @@ def resolve_credentials(
     unresolved: dict[str, list[str]] = {}
     for name, ps in providers.items():
         cls = classes.get(ps.type or name)
-        keys = ["api_key", *getattr(cls, "credential_keys", ())]
+        declared = tuple(getattr(cls, "credential_keys", ()))
+        cred_keys = list(dict.fromkeys(["api_key", *declared]))
         extras = ps.extra_options()
-        for k, v in extras.items():
-            if k not in keys and is_reference(v, schemes):
-                keys.append(k)
+        keys = list(dict.fromkeys(cred_keys + [k for k, v in extras.items() if is_reference(v, schemes)]))
         copy = ps.model_copy(deep=True)
         missing: list[str] = []
-        reasons: list[str] = []
-        for key in dict.fromkeys(keys):
+        failures: list[str] = []
+        got_credential = False
+        for key in keys:
             is_field = key in type(ps).model_fields
             ref = getattr(ps, key) if is_field else extras.get(key)
-            if ref is None or (is_field and key != "api_key" and not isinstance(ref, str | list)):
+            if ref is None or not isinstance(ref, str | list):
                 continue
-            try:
-                value = resolve(ref, schemes)
-            except SecretError as e:
-                value = None
-                reasons.append(str(e))
-            if value is None:
-                missing.append(describe_ref(ref))
+            value: str | None = None
+            if ps.enabled is not False:  # a disabled provider's secrets are not fetched
+                try:
+                    value = resolve(ref, schemes, failures=failures)
+                except SecretError as e:
+                    failures.append(str(e))
+                if value is None:
+                    missing.append(describe_ref(ref))
+                elif key in cred_keys:
+                    got_credential = True
             if is_field:
                 object.__setattr__(copy, key, value)
             else:
                 assert copy.__pydantic_extra__ is not None
                 copy.__pydantic_extra__[key] = value
+        if (ps.enabled is not False and getattr(cls, "needs_credentials", False)
+                and not got_credential and not missing):
+            missing.append(f"{' or '.join(declared or ('api_key',))} (not set)")
         resolved[name] = copy
+        detail = {"error": "; ".join(failures)} if failures else {}
         if missing:
             unresolved[name] = missing
             if not quiet:
                 log.warning("provider credential did not resolve", provider=name,
-                            reference=", ".join(missing),
-                            **({"error": "; ".join(reasons)} if reasons else {}))
+                            reference=", ".join(missing), **detail)
+        elif failures and not quiet:
+            log.warning("provider credential: a reference failed, the next one in its chain was used",
+                        provider=name, **detail)
     return resolved, unresolved
 
 

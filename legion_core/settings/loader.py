@@ -327,10 +327,28 @@ def _check_sections(raw: dict[str, Any], prov: _Provenance,
     for key in raw:
         if key in known:
             continue
-        close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
+        # Only near-certain typos: a plugin may legitimately own a section with a similar name.
+        close = [k for k in known if _typo_distance(key, k) <= (2 if len(k) >= 8 else 1)]
         if close:
             raise SettingsError(f"unknown section '{key}'; did you mean '{close[0]}'?",
                                 file=prov.source_for((key,)), key=key)
+
+
+def _typo_distance(a: str, b: str) -> int:
+    """Edit distance counting a swap of neighbours as one edit (optimal string alignment)."""
+    a, b = a.lower(), b.lower()
+    d = [[0] * (len(b) + 1) for _ in range(len(a) + 1)]
+    for i in range(len(a) + 1):
+        d[i][0] = i
+    for j in range(len(b) + 1):
+        d[0][j] = j
+    for i in range(1, len(a) + 1):
+        for j in range(1, len(b) + 1):
+            cost = 0 if a[i - 1] == b[j - 1] else 1
+            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1)
+    return d[len(a)][len(b)]
 
 
 def _validate(model: type[BaseModel], data: Any, prov: _Provenance, env_strings: dict[Parts, str],

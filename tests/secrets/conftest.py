@@ -1,0 +1,79 @@
+"""Fixtures for the secrets tests: a clean environment, a fake Vault on loopback, captured logs."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _no_env_overrides(monkeypatch):
+    for var in list(os.environ):
+        if var.upper().startswith("LEGION__"):
+            monkeypatch.delenv(var)
+
+
+@pytest.fixture
+def home(_isolated_home) -> Path:
+    return _isolated_home
+
+
+@pytest.fixture
+def write(home):
+    """`write("10-llm.json", {...})` (or raw text) into the settings directory; returns the path."""
+
+    def _write(name: str, doc: Any) -> Path:
+        p = home / "settings" / name
+        p.write_text(doc if isinstance(doc, str) else json.dumps(doc, indent=2))
+        return p
+
+    return _write
+
+
+@pytest.fixture(autouse=True)
+def _fresh_vault_cache(monkeypatch):
+    from legion_core import secrets
+
+    secrets.VAULT.clear_cache()
+    monkeypatch.delenv("LEGION_VAULT_TIMEOUT", raising=False)
+    monkeypatch.delenv("VAULT_NAMESPACE", raising=False)
+    yield
+    secrets.VAULT.clear_cache()
+
+
+@pytest.fixture(scope="module")
+def _vault_server():
+    from legion_core.testing.fakes.vault import FakeVault
+
+    with FakeVault(token="s.test-root-token") as server:
+        yield server
+
+
+@pytest.fixture
+def vault(_vault_server, monkeypatch):
+    """A real KV v2 server on loopback, with VAULT_ADDR and VAULT_TOKEN pointing at it."""
+    v = _vault_server
+    v.store.clear()
+    v.faults.clear()
+    v.calls.clear()
+    v.requests.clear()
+    monkeypatch.setenv("VAULT_ADDR", v.url)
+    monkeypatch.setenv("VAULT_TOKEN", v.token)
+    return v
+
+
+@pytest.fixture
+def logs():
+    """Everything structlog writes, as one string (call it); restores stderr logging after."""
+    import io
+
+    from legion_core import log
+
+    buf = io.StringIO()
+    log.configure("debug", "json", stream=buf)
+    yield buf.getvalue
+    log.configure()

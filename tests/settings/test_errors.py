@@ -1,0 +1,213 @@
+"""Validation errors name the source (file, env var, plugin), the key path, the type and what was
+expected; they never echo a secret."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import BaseModel, ConfigDict
+
+from legion_core.errors import SettingsError
+from legion_core.hookspecs import hookimpl
+from legion_core.plugins.manager import PluginManager
+from legion_core.settings.loader import load_settings
+
+
+def _error(home, **kw) -> SettingsError:
+    with pytest.raises(SettingsError) as info:
+        load_settings(home, **kw)
+    return info.value
+
+
+def test_wrong_type_deep_in_a_rule(home, write):
+    write("10.json", {"llm": {"routing": {"rules": [{"name": "ok"}]}}})
+    f = write("20-rules.json", {"llm": {"routing": {"rules": [
+        {"name": "first", "priority": 1},
+        {"name": "second", "priority": "high"},
+    ]}}})
+    e = _error(home)
+    assert e.file == str(f)
+    assert e.key == "llm.routing.rules[1].priority"
+    assert e.got == 'string "high"'
+    assert e.expected == "an integer"
+    assert str(e) == (f"{f}: key 'llm.routing.rules[1].priority': invalid value "
+                      "(got string \"high\"; expected an integer)")
+
+
+def test_bad_enum_from_an_env_override(home, write, monkeypatch):
+    write("10.json", {"llm": {"routing": {"strategy": "round_robin"}}})
+    monkeypatch.setenv("LEGION__LLM__ROUTING__STRATEGY", "fastest")
+    e = _error(home)
+    assert e.file == "env:LEGION__LLM__ROUTING__STRATEGY"
+    assert e.key == "llm.routing.strategy"
+    assert e.got == 'string "fastest"'
+    assert e.expected == "one of 'cost_optimized', 'latency_optimized', 'round_robin'"
+
+
+def test_bad_enum_in_a_rule_condition(home, write):
+    f = write("10.json", {"llm": {"routing": {"rules": [{"name": "x", "when": {"privacy": "secret"}}]}}})
+    e = _error(home)
+    assert (e.file, e.key) == (str(f), "llm.routing.rules[0].when.privacy")
+    assert "'normal', 'strict'" in (e.expected or "")
+
+
+def test_malformed_json_names_file_line_and_column(home, write):
+    f = write("10-llm.json", '{\n  "llm": {\n    "model": "x"\n    "provider": "openai"\n  }\n}\n')
+    e = _error(home)
+    assert e.file == str(f)
+    assert "malformed JSON at line 4, column 5" in str(e)
+    assert str(e).startswith(str(f))
+
+
+def test_a_file_must_hold_an_object(home, write):
+    f = write("10.json", '["llm"]')
+    e = _error(home)
+    assert (e.file, e.got) == (str(f), "array")
+    assert "an object" in (e.expected or "")
+
+
+def test_unknown_kernel_key_suggests_the_right_one(home, write):
+    f = write("10.json", {"llm": {"routign": {"strategy": "round_robin"}}})
+    e = _error(home)
+    assert (e.file, e.key) == (str(f), "llm.routign")
+    assert "unknown key 'routign'; did you mean 'routing'?" in str(e)
+
+
+def test_unknown_key_deep_inside_a_rule(home, write):
+    write("10.json", {"llm": {"routing": {"rules": [{"name": "x", "then": {"teir": "local"}}]}}})
+    e = _error(home)
+    assert e.key == "llm.routing.rules[0].then.teir"
+    assert "did you mean 'tier'?" in str(e)
+
+
+def test_misspelt_top_level_section(home, write):
+    f = write("10.json", {"lmm": {"provider": "openai"}})
+    e = _error(home)
+    assert (e.file, e.key) == (str(f), "lmm")
+    assert "did you mean 'llm'?" in str(e)
+
+
+def test_unrelated_top_level_sections_belong_to_plugins(home, write):
+    write("10.json", {"signal_gpu": {"poll_seconds": 5}, "logs": {"keep_days": 3}})
+    s = load_settings(home).settings
+    assert s.section("signal_gpu") == {"poll_seconds": 5}
+    assert s.section("logs") == {"keep_days": 3}  # close to `logging`, but not a one-letter typo
+
+
+def test_missing_required_key(home, write):
+    f = write("10.json", {"llm": {"routing": {"rules": [{"priority": 5}]}}})
+    e = _error(home)
+    assert (e.file, e.key) == (str(f), "llm.routing.rules[0].name")
+    assert "required key is missing" in str(e)
+    assert "a string" in (e.expected or "")
+
+
+def test_bad_timezone_explains_itself(home, write):
+    write("10.json", {"llm": {"routing": {"rules": [
+        {"name": "x", "schedule": {"timezone": "Mars/Olympus"}}]}}})
+    e = _error(home)
+    assert e.key == "llm.routing.rules[0].schedule.timezone"
+    assert "unknown timezone 'Mars/Olympus'" in (e.expected or "")
+
+
+def test_every_error_is_listed(home, write):
+    write("10.json", {"llm": {"tool_loop_limit": "many", "cache": {"enabled": "maybe"}}})
+    e = _error(home)
+    keys = {x.key for x in e.errors}  # type: ignore[attr-defined]
+    assert keys == {"llm.tool_loop_limit", "llm.cache.enabled"}
+    assert str(e).count("also:") == 1
+
+
+def test_secret_values_are_never_echoed(home, write):
+    planted = "sk-planted-do-not-print-4242"
+    write("10.json", {"llm": {"api_key": {"value": planted}, "providers": {
+        "x": {"api_key": ["env://A", 12345678]}}}})
+    e = _error(home)
+    text = str(e) + repr(e.details)
+    assert planted not in text and "12345678" not in text
+    assert "llm.api_key" in text
+    assert "object" in text  # the type is still reported
+
+
+def test_union_errors_collapse_to_one_readable_error(home, write):
+    f = write("10.json", {"llm": {"api_key": 42}})
+    e = _error(home)
+    assert (e.file, e.key, e.got) == (str(f), "llm.api_key", "integer")
+    assert "a string" in (e.expected or "") and "array" in (e.expected or "")
+
+
+# ------------------------------------------------------------------ plugin sections
+class BudgetSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    daily_usd: float = 10.0
+    on_exceed: str = "downgrade"
+
+
+class BudgetPlugin:
+    def __init__(self, defaults=None):
+        self.defaults = defaults if defaults is not None else {"budget": {"daily_usd": 10.0}}
+
+    @hookimpl
+    def legion_settings_defaults(self):
+        return self.defaults
+
+    @hookimpl
+    def legion_settings_schema(self, register):
+        register("budget", BudgetSettings)
+
+
+def _pm(plugin) -> PluginManager:
+    pm = PluginManager()
+    pm.register(plugin, name="legion-guard-budget")
+    return pm
+
+
+def test_plugin_section_is_validated_against_its_schema(home, write):
+    write("10.json", {"budget": {"daily_usd": 3}})
+    loaded = load_settings(home, plugins=_pm(BudgetPlugin()))
+    assert isinstance(loaded.sections["budget"], BudgetSettings)
+    assert loaded.sections["budget"].daily_usd == 3.0
+    assert loaded.sections["budget"].on_exceed == "downgrade"
+
+
+def test_plugin_section_error_names_file_and_key(home, write):
+    f = write("30-budget.json", {"budget": {"daily_usd": "lots"}})
+    e = _error(home, plugins=_pm(BudgetPlugin()))
+    assert (e.file, e.key, e.got, e.expected) == (str(f), "budget.daily_usd", 'string "lots"', "a number")
+
+
+def test_plugin_section_unknown_key(home, write):
+    write("30-budget.json", {"budget": {"daily_usb": 1}})
+    e = _error(home, plugins=_pm(BudgetPlugin()))
+    assert e.key == "budget.daily_usb" and "did you mean 'daily_usd'?" in str(e)
+
+
+def test_misspelt_plugin_section(home, write):
+    write("30-budget.json", {"budgte": {"daily_usd": 1}})
+    e = _error(home, plugins=_pm(BudgetPlugin()))
+    assert e.key == "budgte" and "did you mean 'budget'?" in str(e)
+
+
+def test_a_bad_plugin_default_is_blamed_on_the_plugin(home):
+    e = _error(home, plugins=_pm(BudgetPlugin({"llm": {"tool_loop_limit": "x"}})))
+    assert (e.file, e.key) == ("default:legion-guard-budget", "llm.tool_loop_limit")
+
+
+def test_a_plugin_whose_defaults_raise_is_skipped(home):
+    class Broken:
+        @hookimpl
+        def legion_settings_defaults(self):
+            raise RuntimeError("boom")
+
+    pm = PluginManager()
+    pm.register(Broken(), name="legion-broken")
+    pm.register(BudgetPlugin(), name="legion-guard-budget")
+    loaded = load_settings(home, plugins=pm)
+    assert loaded.settings.section("budget") == {"daily_usd": 10.0}
+    assert loaded.provenance["budget.daily_usd"] == "default:legion-guard-budget"
+
+
+def test_bad_env_override_name(home, monkeypatch):
+    monkeypatch.setenv("LEGION__LLM____MODEL", "x")
+    e = _error(home)
+    assert e.file == "env:LEGION__LLM____MODEL"
+    assert "empty key segment" in str(e)
