@@ -1,0 +1,131 @@
+"""A Server-Sent Events response that never buffers and cancels the upstream on disconnect.
+
+Each chunk the pipeline yields is encoded and sent at once (no batching). A watcher waits
+for `http.disconnect` at the same time as the stream runs: when the client goes away, the
+task pumping the pipeline is cancelled, which cancels the provider's upstream request (its
+async generator is closed, and with it the pooled HTTP stream).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from starlette.responses import Response
+
+from legion_core.log import get_logger
+from legion_core.types import DoneChunk, ErrorChunk
+
+log = get_logger("legion.gateway")
+
+SSE_HEADERS: list[tuple[bytes, bytes]] = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+
+
+class StreamOutcome:
+    __slots__ = ("done", "error", "disconnected", "chunks")
+
+    def __init__(self) -> None:
+        self.done: DoneChunk | None = None
+        self.error: ErrorChunk | BaseException | None = None
+        self.disconnected = False
+        self.chunks = 0
+
+
+class SSEResponse(Response):
+    """Streams `encoder.start()` then `encoder.encode(chunk)` for each chunk of `chunks`."""
+
+    def __init__(self, chunks: AsyncIterator[Any], encoder: Any, headers: list[tuple[bytes, bytes]],
+                 first: list[Any] | None = None,
+                 on_finish: Callable[[StreamOutcome], None] | None = None) -> None:
+        self.status_code = 200
+        self.background = None
+        self.raw_headers = SSE_HEADERS + headers
+        self._chunks = chunks
+        self._encoder = encoder
+        self._first = first or []
+        self._on_finish = on_finish
+        self.outcome = StreamOutcome()
+
+    async def _pump(self, send: Any) -> None:
+        enc = self._encoder
+        out = self.outcome
+        head = enc.start()
+        for c in self._first:  # chunks already pulled before the response started
+            b = enc.encode(c)
+            if b:
+                head += b
+        await send({"type": "http.response.body", "body": head, "more_body": True})
+        async for chunk in self._chunks:
+            out.chunks += 1
+            if isinstance(chunk, DoneChunk):
+                out.done = chunk
+            elif isinstance(chunk, ErrorChunk):
+                out.error = chunk
+            b = enc.encode(chunk)
+            if b:
+                await send({"type": "http.response.body", "body": b, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    @staticmethod
+    async def _watch(receive: Any) -> None:
+        while True:
+            msg = await receive()
+            if msg.get("type") == "http.disconnect":
+                return
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        out = self.outcome
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            pump = asyncio.ensure_future(self._pump(send))
+            watch = asyncio.ensure_future(self._watch(receive))
+            try:
+                done, _ = await asyncio.wait((pump, watch), return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:
+                pump.cancel()
+                watch.cancel()
+                raise
+            if pump in done:
+                watch.cancel()
+                exc = pump.exception()
+                if exc is not None:
+                    if isinstance(exc, OSError):
+                        out.disconnected = True
+                    else:
+                        out.error = exc
+                        log.error("stream failed after it started", error=repr(exc), exc_info=exc)
+                        await self._send_error(send, exc)
+            else:
+                out.disconnected = True
+                pump.cancel()
+                try:
+                    await pump
+                except (asyncio.CancelledError, Exception):  # noqa: BLE001
+                    pass
+        except OSError:
+            out.disconnected = True
+        finally:
+            aclose = getattr(self._chunks, "aclose", None)
+            if aclose is not None:
+                try:
+                    await aclose()
+                except Exception:  # noqa: BLE001
+                    pass
+            if self._on_finish is not None:
+                try:
+                    self._on_finish(out)
+                except Exception as e:  # noqa: BLE001
+                    log.warning("stream accounting failed", error=repr(e))
+
+    async def _send_error(self, send: Any, exc: BaseException) -> None:
+        try:
+            b = self._encoder.encode(ErrorChunk(message="the stream failed after it started; the gateway "
+                                                        "log has the details", kind="internal"))
+            await send({"type": "http.response.body", "body": b or b"", "more_body": False})
+        except Exception:  # noqa: BLE001 - the client may be gone
+            pass
