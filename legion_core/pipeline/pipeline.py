@@ -2,7 +2,7 @@
 
     normalize → cache_lookup → before_guards → session_budget → route → compress
     → call (failover, tools, structured repair) → quality (escalation)
-    → after_guards → meter → audit → cache_store
+    → meter → after_guards → audit → cache_store
 
 `Pipeline.steps` lists them; `describe()` explains them. `stream()` runs the same `pre` and
 `post` steps around a streaming call. See docs/pipeline.md.

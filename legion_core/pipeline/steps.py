@@ -304,6 +304,8 @@ class Audit(Step):
     skip_on_cache_hit = False
 
     async def run(self, p: Pipeline, turn: Turn) -> None:
+        if turn.response is not None:
+            turn.response.latency_ms = round(turn.elapsed_ms, 3)
         p.audit_turn(turn)
 
 
@@ -325,7 +327,8 @@ class CacheStore(Step):
 
 DEFAULT_STEPS: tuple[type[Step], ...] = (
     Normalize, CacheLookup, BeforeGuards, SessionBudget, Route, Compress, Call, Quality,
-    AfterGuards, Meter, Audit, CacheStore,
+    # metering runs before the after-chat guards: the hook contract promises them usage and cost
+    Meter, AfterGuards, Audit, CacheStore,
 )
 
 

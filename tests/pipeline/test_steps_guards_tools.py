@@ -1,0 +1,181 @@
+"""The step chain, guards (order, rewrite, refusal, system profile), tools loop, embeddings."""
+
+import pytest
+
+from legion_core.errors import BadRequest, NoProviderAvailable, ProviderUnavailable, RequestRefused
+from legion_core.hookspecs import hookimpl
+from legion_core.hooktypes import RequestContext
+from legion_core.pipeline.steps import normalize
+from legion_core.types import (
+    ChatResponse,
+    EmbedRequest,
+    Message,
+    ToolResult,
+    ToolSpec,
+    ToolUseBlock,
+    Usage,
+    text_request,
+)
+from pipeline_fakes import provider
+
+Q = "What day comes after Tuesday?"
+
+
+async def test_steps_are_ordered_named_and_described(make_legion):
+    lg = await make_legion()
+    names = [s.name for s in lg.pipeline.steps]
+    assert names == ["normalize", "cache_lookup", "before_guards", "session_budget", "route", "compress",
+                     "call", "quality", "meter", "after_guards", "audit", "cache_store"]
+    d = lg.pipeline.describe()
+    assert [x["name"] for x in d] == names and all(x["doc"] for x in d)
+    assert lg.pipeline.step("route").phase == "pre"
+
+
+def test_normalize_moves_system_messages_and_drops_auto_model():
+    req = text_request(Q, model="legion/auto")
+    req.messages.insert(0, Message(role="system", content="Be brief."))
+    n = normalize(req, RequestContext(request_id="r", caller="bob"))
+    assert n.system == "Be brief." and [m.role for m in n.messages] == ["user"]
+    assert n.model is None and n.caller == "bob"
+
+
+@pytest.mark.parametrize("kw,msg", [({"messages": []}, "at least one message"),
+                                    ({"compress_level": 7}, "compress_level must be 0-3")])
+def test_normalize_rejects_bad_input_with_a_clear_error(kw, msg):
+    req = text_request(Q).model_copy(update=kw)
+    with pytest.raises(BadRequest, match=msg):
+        normalize(req)
+
+
+class Tagger:
+    def __init__(self, tag, log):
+        self.tag, self.log = tag, log
+
+    @hookimpl
+    def legion_before_chat(self, request, context):
+        self.log.append(self.tag)
+        return request.model_copy(update={"metadata": {**request.metadata, "tags": [
+            *request.metadata.get("tags", []), self.tag]}})
+
+
+class Refuser:
+    @hookimpl(tryfirst=True)
+    def legion_before_chat(self, request, context):
+        if "forbidden" in request.last_user_text():
+            raise RequestRefused("no forbidden things", status=403)
+        assert context.route_preview(request).provider == "loc"  # priced without a model call
+        assert context.state is not None
+
+
+class Strict:
+    @hookimpl
+    def legion_before_chat(self, request, context):
+        return request.model_copy(update={"intent": request.intent.model_copy(update={"privacy": "strict"})})
+
+
+async def test_before_guards_chain_in_order(make_legion, script):
+    log = []
+    lg = await make_legion(plugins=(Tagger("a", log), Tagger("b", log), Refuser()))
+    await lg.pipeline.chat(text_request(Q))
+    model, seen = script.calls["loc"][0]
+    assert seen.metadata["tags"] == ["b", "a"], "each guard saw the previous one's request (LIFO order)"
+
+
+async def test_refusal_is_raised_and_audited(make_legion, script):
+    lg = await make_legion(plugins=(Refuser(),))
+    with pytest.raises(RequestRefused):
+        await lg.pipeline.chat(text_request("something forbidden"))
+    assert script.total() == 0
+    assert lg.pipeline.audit.recent(1)[0]["status"] == "refused"
+
+
+async def test_guard_rewrite_changes_routing(make_legion, script):
+    lg = await make_legion(plugins=(Strict(),))
+    with pytest.raises(NoProviderAvailable, match="privacy strict"):
+        await lg.pipeline.chat(text_request(Q, provider="cld"))
+    assert script.total() == 0
+
+
+async def test_system_profile_skips_guards(make_legion, script):
+    lg = await make_legion(plugins=(Refuser(),))
+    r = await lg.pipeline.chat(text_request("something forbidden", profile="system"))
+    assert r.provider == "loc"
+
+
+# ------------------------------------------------------------------ tools
+class Clock:
+    def __init__(self):
+        self.calls = []
+
+    @hookimpl
+    def legion_dispatch_tool(self, call, context):
+        if call.name != "get_time":
+            return None
+        self.calls.append(call)
+        return ToolResult(tool_use_id=call.id, content="12:00 UTC")
+
+
+def tool_use(name, id="call_1"):
+    return ChatResponse(content=[ToolUseBlock(id=id, name=name, input={})], stop_reason="tool_use",
+                        usage=Usage(input_tokens=7, output_tokens=3))
+
+
+async def test_tool_loop_executes_dispatched_tools(make_legion, script):
+    clock = Clock()
+    lg = await make_legion(plugins=(clock,))
+    script.then("loc", tool_use("get_time"), "It is noon.")
+    r = await lg.pipeline.chat(text_request("What time is it?", tools=[ToolSpec(name="get_time")]))
+    assert r.text == "It is noon." and len(clock.calls) == 1
+    _, second = script.calls["loc"][1]
+    assert second.tools[0].name == "get_time", "tool definitions are forwarded"
+    assert second.messages[-1].content[0].type == "tool_result"
+    assert second.messages[-1].content[0].content == "12:00 UTC"
+    assert (r.usage.input_tokens, r.usage.output_tokens) == (17, 8), "usage adds up over the loop"
+
+
+async def test_undispatched_tool_calls_go_back_to_the_caller(make_legion, script):
+    lg = await make_legion(plugins=(Clock(),))
+    script.then("loc", tool_use("send_email"))
+    r = await lg.pipeline.chat(text_request("Mail bob", tools=[ToolSpec(name="send_email")]))
+    assert r.stop_reason == "tool_use" and r.tool_calls[0].name == "send_email"
+    assert script.total() == 1
+
+
+async def test_tool_loop_limit(make_legion, script):
+    clock = Clock()
+    lg = await make_legion(plugins=(clock,), tool_loop_limit=2)
+    script.then("loc", *[tool_use("get_time", f"c{i}") for i in range(5)])
+    r = await lg.pipeline.chat(text_request("time?", tools=[ToolSpec(name="get_time")]))
+    assert len(clock.calls) == 2 and script.total() == 3 and r.stop_reason == "tool_use"
+
+
+# ------------------------------------------------------------------ embeddings
+EMBED = {
+    "loc": provider("local", "small"),
+    "emb1": provider("local", "e-small", caps=("embeddings",), model_extra={"embedding": True}),
+    "emb2": provider("cloud", "e-big", price=(0.1, 0.0), caps=("embeddings",),
+                     model_extra={"embedding": True}),
+}
+
+
+async def test_embed_is_routed_to_embedding_models(make_legion, script):
+    lg = await make_legion(EMBED)
+    r = await lg.pipeline.embed(EmbedRequest(input=["ab", "abcd"]))
+    assert (r.provider, r.model) == ("emb1", "e-small")
+    assert r.embeddings == [[2.0, 1.0], [4.0, 1.0]]
+    assert not script.calls["loc"]
+
+
+async def test_embed_fallback_chain(make_legion, script):
+    lg = await make_legion(EMBED)
+    script.then("emb1", ProviderUnavailable("down", provider="emb1"))
+    r = await lg.pipeline.embed(EmbedRequest(input=["ab"]))
+    assert r.provider == "emb2" and r.usage.estimated
+
+
+async def test_embed_all_fail(make_legion, script):
+    lg = await make_legion(EMBED)
+    script.then("emb1", ProviderUnavailable("down", provider="emb1"))
+    script.then("emb2", ProviderUnavailable("down", provider="emb2"))
+    with pytest.raises(NoProviderAvailable, match="no embedding provider answered"):
+        await lg.pipeline.embed(EmbedRequest(input=["ab"]))
