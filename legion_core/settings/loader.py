@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ValidationError
 
 from legion_core.errors import SettingsError
-from legion_core.log import get_logger
+from legion_core.log import get_logger, redact, scrub
 from legion_core.settings.models import Settings
 
 if TYPE_CHECKING:
@@ -309,6 +309,7 @@ def load_settings(home: Path | str, *, override: Settings | dict[str, Any] | Non
         prov.rank[source] = rank
         _merge(raw, _normalize(doc), source, prov)
 
+    _remember_literal_secrets(raw)
     _check_sections(raw, prov, schemas)
     settings = _validate(Settings, raw, prov, env_strings)
     sections: dict[str, BaseModel] = {}
@@ -318,6 +319,18 @@ def load_settings(home: Path | str, *, override: Settings | dict[str, Any] | Non
     provenance = _complete(settings, raw, prov)
     return LoadedSettings(settings=settings, provenance=provenance, files=files, raw=raw,
                           sections=sections)
+
+
+def _remember_literal_secrets(raw: dict[str, Any]) -> None:
+    """A literal under a secret-looking key is a secret: mask it wherever it might be printed."""
+    from legion_core.secrets import parse_ref
+
+    for parts, value in leaves(raw):
+        if not _is_secret_path(parts):
+            continue
+        for v in value if isinstance(value, list) else [value]:
+            if isinstance(v, str) and parse_ref(v) is None:
+                redact(v)
 
 
 def _check_sections(raw: dict[str, Any], prov: _Provenance,
@@ -434,7 +447,7 @@ def _got(value: Any, parts: Parts) -> str:
     t = _json_type(value)
     if _is_secret_path(parts) or isinstance(value, dict | list | tuple):
         return t
-    text = json.dumps(value, default=str)
+    text = scrub(json.dumps(value, default=str))
     if len(text) > 60:
         text = text[:57] + "..."
     return f"{t} {text}"
