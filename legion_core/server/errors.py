@@ -110,10 +110,12 @@ def describe(exc: BaseException, request_id: str) -> ErrorInfo:
         if isinstance(exc, RequestRefused) and status == 429:
             kind = "rate_limited"
         extra: dict[str, Any] = {}
-        if isinstance(exc, NoProviderAvailable) and exc.decision is not None:
-            dump = getattr(exc.decision, "model_dump", None)
-            if dump is not None:
-                extra["decision"] = dump(mode="json")
+        if isinstance(exc, NoProviderAvailable):
+            status, kind = _all_failed_alike(exc, status, kind)
+            if exc.decision is not None:
+                dump = getattr(exc.decision, "model_dump", None)
+                if dump is not None:
+                    extra["decision"] = dump(mode="json")
         if status >= 500 and kind in ("internal", "settings", "secret", "plugin"):
             message = f"internal error (request id {request_id}); the gateway log has the details"
             return ErrorInfo(500, "internal", message, code="internal_error")
@@ -121,6 +123,20 @@ def describe(exc: BaseException, request_id: str) -> ErrorInfo:
     return ErrorInfo(500, "internal",
                      f"internal error (request id {request_id}); the gateway log has the details",
                      code="internal_error")
+
+
+def _all_failed_alike(exc: NoProviderAvailable, status: int, kind: str) -> tuple[int, str]:
+    """When every candidate failed the same way (all rate limited, all timed out), say so:
+    a client retries a 429 after its Retry-After, which a generic 503 would not tell it."""
+    kinds = {getattr(a, "error_kind", None) for a in exc.attempts
+             if getattr(a, "outcome", None) == "failed"}
+    if len(kinds) == 1:
+        only = next(iter(kinds))
+        if only == "rate_limited":
+            return 429, "rate_limited"
+        if only == "timeout":
+            return 504, "timeout"
+    return status, kind
 
 
 def openai_body(info: ErrorInfo, request_id: str) -> dict[str, Any]:
