@@ -350,6 +350,8 @@ def parse_embeddings(data: dict[str, Any], *, provider: str, tier: str, model: s
         if isinstance(emb, str):  # encoding_format=base64: little-endian float32
             raw = base64.b64decode(emb)
             emb = list(struct.unpack(f"<{len(raw) // 4}f", raw))
+        if emb and isinstance(emb[0], list):  # token-level vectors (llama.cpp without pooling): mean-pool
+            emb = [sum(col) / len(emb) for col in zip(*emb, strict=True)]
         vectors.append([float(x) for x in emb or []])
     usage = data.get("usage") or {}
     return EmbedResponse(embeddings=vectors, model=data.get("model") or model, provider=provider, tier=tier,
@@ -555,8 +557,19 @@ class OpenAIWireProvider(Provider):
             raise transport_error(e, self.name) from None
 
     async def embed(self, texts: list[str], model: str) -> EmbedResponse:
-        data = await self.post_json("/embeddings", {"model": model, "input": texts, "encoding_format": "float"})
-        return parse_embeddings(data, provider=self.name, tier=self.tier, model=model)
+        """Option `embed_batch_size` splits the inputs into several calls (some servers, such as
+        llama.cpp's Python server with a non-pooling model, corrupt later items of a batch)."""
+        size = int(self.option("embed_batch_size", 0) or 0) or len(texts) or 1
+        parts = []
+        for i in range(0, max(1, len(texts)), size):
+            data = await self.post_json("/embeddings", {"model": model, "input": texts[i:i + size],
+                                                        "encoding_format": "float"})
+            parts.append(parse_embeddings(data, provider=self.name, tier=self.tier, model=model))
+        if len(parts) == 1:
+            return parts[0]
+        return EmbedResponse(embeddings=[v for p in parts for v in p.embeddings], model=parts[0].model,
+                             provider=self.name, tier=self.tier,
+                             usage=Usage(input_tokens=sum(p.usage.input_tokens for p in parts)))
 
     async def fetch_models(self) -> list[dict[str, Any]]:
         """The raw `GET /models` entries."""

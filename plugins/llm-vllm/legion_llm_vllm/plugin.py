@@ -1,0 +1,31 @@
+"""Entry point `legion = llm-vllm`: the provider class and its discovery; nothing runs at import."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from legion_core.hookspecs import hookimpl
+
+
+@hookimpl
+def legion_register_providers(register):  # type: ignore[no-untyped-def]
+    from legion_llm_vllm.provider import VLLMProvider
+
+    register(VLLMProvider)
+
+
+@hookimpl
+async def legion_discover_models(provider: Any) -> Any:
+    """`GET /v1/models` on every vLLM-type provider: served models, `max_model_len` as the window.
+
+    An unreachable server reports no models (its health check says why), never an exception.
+    """
+    from legion_core.errors import ProviderError
+    from legion_llm_vllm.provider import VLLMProvider
+
+    if not isinstance(provider, VLLMProvider):
+        return None
+    try:
+        return await provider.discover()
+    except ProviderError:
+        return []
