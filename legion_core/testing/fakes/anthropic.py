@@ -68,8 +68,8 @@ KIND_FAULTS: dict[str, tuple[int, str, str]] = {
 }
 
 DEFAULT_MODELS: list[dict[str, Any]] = [
-    {"id": "claude-opus-4-5-20251101", "display_name": "Claude Opus 4.5", "created_at": "2025-11-24T00:00:00Z"},
-    {"id": "claude-sonnet-4-5-20250929", "display_name": "Claude Sonnet 4.5", "created_at": "2025-09-29T00:00:00Z"},
+    {"id": "claude-opus-4-6", "display_name": "Claude Opus 4.6", "created_at": "2026-02-05T00:00:00Z"},
+    {"id": "claude-sonnet-4-6", "display_name": "Claude Sonnet 4.6", "created_at": "2026-02-17T00:00:00Z"},
     {"id": "claude-haiku-4-5-20251001", "display_name": "Claude Haiku 4.5", "created_at": "2025-10-01T00:00:00Z"},
 ]
 
@@ -306,6 +306,8 @@ class FakeAnthropic(FakeServer):
                     return self._error(400, f"{where}.type: unknown content block type {bt!r}")
             prev_tool_ids = tool_ids
         thinking = body.get("thinking")
+        if thinking and thinking.get("type") not in ("enabled", "adaptive", "disabled"):
+            return self._error(400, "thinking.type: Input should be 'enabled', 'adaptive' or 'disabled'")
         if thinking and thinking.get("type") == "enabled":
             budget = thinking.get("budget_tokens")
             if not isinstance(budget, int) or budget < 1024:
@@ -327,7 +329,7 @@ class FakeAnthropic(FakeServer):
         """The content blocks to answer with, and the stop reason."""
         blocks: list[dict[str, Any]] = []
         thinking = body.get("thinking") or {}
-        if thinking.get("type") == "enabled":
+        if thinking.get("type") in ("enabled", "adaptive"):
             blocks.append({"type": "thinking", "thinking": self.thinking_text,
                            "signature": "EqQBCgIYAhIM" + uuid.uuid4().hex})
         last = body["messages"][-1]

@@ -131,6 +131,9 @@ class FakeOllama(FakeServer):
         self.usage: tuple[int, int] = DEFAULT_USAGE
         self.chat_bodies: list[dict[str, Any]] = []
         self.split_writes = False
+        #: (after_chunks, message): the next stream sends an `{"error": message}` line after that
+        #: many chunks and ends (how Ollama reports a runner that dies mid-generation).
+        self.stream_error: tuple[int, str] | None = None
         self.version = VERSION
 
     # ------------------------------------------------------------------ faults
@@ -395,9 +398,14 @@ class FakeOllama(FakeServer):
             chunks.append(piece(content="", tool_calls=calls))
         last = {"model": m.name, "created_at": _now(), "message": {"role": "assistant", "content": ""},
                 **final}
+        err, self.stream_error = self.stream_error, None
         for n, obj in enumerate(chunks):
             if drop_after is not None and n >= drop_after:
                 break
+            if err is not None and n >= err[0]:
+                await self._write_line(resp, {"error": err[1]})
+                await resp.write_eof()
+                return resp
             await self._write_line(resp, obj)
         if drop_after is not None:
             await sleep_unless_gone(request, 0.05)  # let the lines already written reach the client

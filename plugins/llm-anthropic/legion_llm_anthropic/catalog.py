@@ -1,35 +1,64 @@
 """The built-in model catalog: what the router may pick without calling Anthropic.
 
-Prices are USD per million tokens (input, output) from Anthropic's public price list; context
-windows are the standard (non-beta) ones. Override or extend any entry with
+Ids are the API aliases the `anthropic` SDK knows; context windows, output limits and prices
+(USD per million tokens, input/output) follow Anthropic's public models overview and price list
+at the time of writing. They drift: override or extend any entry with
 `llm.providers.<name>.models.<id>` in settings (see docs/providers/anthropic.md).
+
+`thinking` says how a model takes extended thinking: "enabled" (a manual `budget_tokens`) or
+"adaptive" (the model decides; newer models deprecate the manual budget).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from legion_core.types import ModelInfo
 
-_ALL = {"tools", "vision", "json", "thinking", "streaming"}
-_NO_THINK = _ALL - {"thinking"}
+_ALL = frozenset({"tools", "vision", "json", "thinking", "streaming"})
 
-#: id: (context window, max output tokens, capabilities, input $/Mtok, output $/Mtok)
-CATALOG: dict[str, tuple[int, int, set[str], float, float]] = {
-    "claude-opus-4-5": (200_000, 64_000, _ALL, 5.0, 25.0),
-    "claude-sonnet-4-6": (200_000, 64_000, _ALL, 3.0, 15.0),
-    "claude-sonnet-4-5": (200_000, 64_000, _ALL, 3.0, 15.0),
-    "claude-haiku-4-5": (200_000, 64_000, _ALL, 1.0, 5.0),
-    "claude-opus-4-1": (200_000, 32_000, _ALL, 15.0, 75.0),
-    "claude-sonnet-4-0": (200_000, 64_000, _ALL, 3.0, 15.0),
-    "claude-3-7-sonnet-latest": (200_000, 64_000, _ALL, 3.0, 15.0),
-    "claude-3-5-haiku-latest": (200_000, 8_192, _NO_THINK, 0.8, 4.0),
+
+@dataclass(frozen=True)
+class Entry:
+    context_window: int
+    max_output: int
+    input_price: float
+    output_price: float
+    thinking: str = "enabled"
+    capabilities: frozenset[str] = _ALL
+
+
+CATALOG: dict[str, Entry] = {
+    "claude-opus-5-5": Entry(1_000_000, 128_000, 4.0, 20.0, "adaptive"),
+    "claude-sonnet-5-5": Entry(1_000_000, 128_000, 2.0, 10.0, "adaptive"),
+    "claude-haiku-5-5": Entry(1_000_000, 128_000, 0.10, 0.50, "adaptive"),
+    "claude-fable-5-1": Entry(1_000_000, 128_000, 10.0, 50.0, "adaptive"),
+    "claude-opus-4-7": Entry(1_000_000, 128_000, 5.0, 25.0, "adaptive"),
+    "claude-opus-4-6": Entry(1_000_000, 128_000, 5.0, 25.0, "adaptive"),
+    "claude-sonnet-4-6": Entry(1_000_000, 64_000, 3.0, 15.0),
+    "claude-haiku-4-5": Entry(200_000, 64_000, 1.0, 5.0),
+    "claude-opus-4-5": Entry(200_000, 64_000, 5.0, 25.0),
+    "claude-sonnet-4-5": Entry(200_000, 64_000, 3.0, 15.0),
 }
 
-DEFAULT_MODEL = "claude-sonnet-4-5"
+DEFAULT_MODEL = "claude-sonnet-4-6"
+
+
+def thinking_mode(model: str) -> str:
+    """How `model` takes thinking; unknown ids (dated snapshots, new models) use the manual budget
+    unless they share a catalog alias's prefix."""
+    if model in CATALOG:
+        return CATALOG[model].thinking
+    for mid, e in CATALOG.items():
+        if model.startswith(mid + "-"):  # a dated snapshot such as claude-opus-4-6-20260205
+            return e.thinking
+    return "enabled"
 
 
 def static_models(provider: str, tier: str) -> list[ModelInfo]:
     return [
-        ModelInfo(id=mid, provider=provider, tier=tier, context_window=ctx, max_output_tokens=out,
-                  capabilities=set(caps), input_price=pin, output_price=pout)
-        for mid, (ctx, out, caps, pin, pout) in CATALOG.items()
+        ModelInfo(id=mid, provider=provider, tier=tier, context_window=e.context_window,
+                  max_output_tokens=e.max_output, capabilities=set(e.capabilities),
+                  input_price=e.input_price, output_price=e.output_price)
+        for mid, e in CATALOG.items()
     ]

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import orjson
 
-from legion_core.errors import ContentPolicy, ProviderError, ProviderUnavailable, StreamInterrupted
+from legion_core.errors import BadRequest, ContentPolicy, ProviderError, ProviderUnavailable, StreamInterrupted
 from legion_core.providers.base import Provider
 from legion_core.providers.http import make_client
 from legion_core.settings.models import ProviderSettings
@@ -43,8 +43,8 @@ def _first_secret(value: Any) -> str | None:
 
 class AnthropicProvider(Provider):
     """Options under `llm.providers.<name>` besides the common ones: `anthropic_version`,
-    `beta` (list of `anthropic-beta` flags), `max_tokens_default`, `thinking_budget_tokens`,
-    `health_timeout`."""
+    `beta` (list of `anthropic-beta` flags), `max_tokens_default`, `thinking_mode`
+    (auto/enabled/adaptive), `thinking_budget_tokens`, `health_timeout`."""
 
     kind = "anthropic"
     default_tier = "frontier"
@@ -94,9 +94,14 @@ class AnthropicProvider(Provider):
         self._client = None
 
     def _body(self, request: ChatRequest, model: str, stream: bool) -> dict[str, Any]:
+        mode = str(self.option("thinking_mode", "auto"))
+        if mode not in ("auto", "enabled", "adaptive"):
+            raise BadRequest(f"providers.{self.name}.thinking_mode must be auto, enabled or adaptive "
+                             f"(got {mode!r})")
         body = request_to_wire(request, model,
                                max_tokens_default=int(self.option("max_tokens_default", 4096)),
-                               thinking_budget=int(self.option("thinking_budget_tokens", 4096)))
+                               thinking_budget=int(self.option("thinking_budget_tokens", 4096)),
+                               thinking_mode=catalog.thinking_mode(model) if mode == "auto" else mode)
         if stream:
             body["stream"] = True
         return body

@@ -83,11 +83,13 @@ def _message_blocks(m: Message, i: int) -> list[dict[str, Any]]:
 
 
 def request_to_wire(request: ChatRequest, model: str, *, max_tokens_default: int = 4096,
-                    thinking_budget: int = 4096) -> dict[str, Any]:
+                    thinking_budget: int = 4096, thinking_mode: str = "enabled") -> dict[str, Any]:
     """The `/v1/messages` body for `request`.
 
     System messages (and `request.system`) become the top-level `system`; `tool` messages become
     user turns of tool_result blocks; consecutive turns of one role are merged, as the API wants.
+    `request.thinking` becomes `{"type": "enabled", "budget_tokens": ...}`, or `{"type": "adaptive"}`
+    for models that decide their own budget (`thinking_mode`).
     """
     system_parts: list[str] = [request.system] if request.system else []
     messages: list[dict[str, Any]] = []
@@ -117,7 +119,11 @@ def request_to_wire(request: ChatRequest, model: str, *, max_tokens_default: int
     body: dict[str, Any] = {"model": model, "messages": messages, "max_tokens": max_tokens}
     if system_parts:
         body["system"] = "\n\n".join(system_parts)
-    if request.thinking:
+    if request.thinking and thinking_mode == "adaptive":
+        body["thinking"] = {"type": "adaptive"}
+    elif request.thinking:
+        # Manual extended thinking: the budget (>= 1024) counts toward max_tokens, which must
+        # exceed it, so the caller's max_tokens is kept as room for the answer on top.
         budget = max(1024, thinking_budget)
         if max_tokens <= budget:
             body["max_tokens"] = budget + max_tokens

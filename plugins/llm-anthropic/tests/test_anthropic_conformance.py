@@ -30,4 +30,4 @@ class TestAnthropicConformance(ProviderConformance):
 
     @pytest.fixture
     def model(self) -> str:
-        return "claude-sonnet-4-5"
+        return "claude-sonnet-4-6"
