@@ -79,7 +79,7 @@ _LEXICON: dict[int, str] = {
     CREATIVE: "poem* poetry story stories haiku limerick song* lyrics email* letter blog* essay slogan* "
               "headline* tweet* speech toast joke* roleplay role-play character* persona vivid "
               "descriptive creative catchy persuasive fictional dialogue scene tone friendly casual "
-              "| short_story",
+              "rephrase rewrite paraphrase proofread polish | short_story",
     MAKE: "write compose draft craft imagine pretend rephrase rewrite paraphrase proofread polish edit "
           "| act_as",
 }
@@ -215,7 +215,7 @@ def features(text: str) -> dict[str, float]:
         "parts": _sat(max(0, c[QUEST] - 1) + enums + max(0, c[IMPER] - 1) + max(0, sentences - 3) * 0.3, 3.0),
         "constraints": _sat(c[CONSTR], 3.0),
         "technical": min(1.0, 6.0 * c[LONG] / max(1, len(toks))),
-        "creative": _sat(c[CREATIVE] + c[MAKE], 1.5) if c[MAKE] else 0.0,
+        "creative": _sat(c[CREATIVE], 1.5) if c[MAKE] else 0.0,
         "lookup": 1.0 if lookup else 0.0,
     }
 

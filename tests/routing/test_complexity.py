@@ -1,0 +1,108 @@
+"""The complexity estimator: ordering on clearly simple vs clearly complex prompts, range,
+determinism, and its place as a replaceable built-in plugin."""
+
+from __future__ import annotations
+
+import pytest
+
+from legion_core.builtin import complexity as builtin
+from legion_core.hookspecs import hookimpl
+from legion_core.plugins.manager import PluginManager
+from legion_core.routing import estimate_complexity
+from legion_core.routing.complexity import WEIGHTS, features
+from legion_core.types import Message, TextBlock, text_request
+
+SIMPLE = [
+    "What day comes after Tuesday?",
+    "What is the capital of France?",
+    "hi",
+    "Translate 'good morning' into Spanish.",
+    "Write a short poem about autumn leaves.",
+]
+COMPLEX = [
+    "Analyze the trade-offs between microservices and a monolith for a 10-person fintech startup: compare "
+    "operational cost, deployment risk and team velocity, then recommend a migration plan with milestones.",
+    "Prove that there are infinitely many primes of the form 4k+3, and explain why the same argument "
+    "fails for 4k+1.",
+    "Implement a thread-safe LRU cache in Python with O(1) get and put, explain its time complexity, and "
+    "write unit tests that cover eviction and concurrent access.",
+]
+#: Multi-step arithmetic: harder than a look-up, though not necessarily a cloud job.
+WORD_PROBLEMS = [
+    "A store discounts a $240 jacket by 15%, then adds 8% tax. Maria pays with three $100 bills and "
+    "splits the change equally between her 4 children. How much does each child get, and what fraction "
+    "of the original price did she save?",
+]
+
+
+@pytest.mark.parametrize("text", SIMPLE)
+def test_simple_prompts_stay_below_the_fleet_threshold(text):
+    assert 0.0 <= estimate_complexity(text) < 0.35
+
+
+@pytest.mark.parametrize("text", COMPLEX)
+def test_complex_prompts_reach_the_cloud_threshold(text):
+    assert estimate_complexity(text) >= 0.55
+
+
+@pytest.mark.parametrize("text", WORD_PROBLEMS)
+def test_multi_step_word_problems_leave_the_local_tier(text):
+    assert estimate_complexity(text) >= 0.35
+
+
+def test_every_complex_prompt_scores_above_every_simple_one():
+    assert min(map(estimate_complexity, COMPLEX)) > max(map(estimate_complexity, SIMPLE))
+
+
+def test_more_steps_means_harder():
+    one = "Tom has 3 apples. How many apples does he have?"
+    many = ("Tom has 3 apples. He buys twice as many pears as apples, then gives away half of his fruit "
+            "and eats 2 pears. Each pear costs $0.75. How much is the fruit he has left worth?")
+    assert estimate_complexity(many) > estimate_complexity(one)
+
+
+def test_creative_writing_is_easier_than_analysis_of_the_same_length():
+    creative = "Write a cheerful short story about a dragon who learns to bake bread with friends."
+    analysis = "Explain why a dragon's metabolism would make baking bread inefficient, and justify each step."
+    assert estimate_complexity(analysis) > estimate_complexity(creative)
+
+
+def test_ambiguous_code_nouns_do_not_make_a_word_problem_look_like_code():
+    school = features("A class of 30 students plants a tree each week.")
+    code = features("Write a Python class with a method that balances a binary tree.")
+    assert school["code"] < 0.2 < code["code"]
+
+
+def test_range_determinism_and_empty_input():
+    assert estimate_complexity("") == 0.0 and estimate_complexity("   \n") == 0.0
+    huge = "Explain why. " * 20000
+    v = estimate_complexity(huge)
+    assert 0.0 <= v <= 1.0 and v == estimate_complexity(huge)
+    assert set(features("x")) == set(WEIGHTS)
+
+
+def test_builtin_plugin_reports_complexity_of_the_last_user_message():
+    pm = PluginManager()
+    pm.register(builtin, name="legion_core.builtin.complexity")
+    req = text_request("ignored").model_copy(update={"messages": [
+        Message(role="user", content="Prove the theorem and derive the bound step by step."),
+        Message(role="assistant", content="ok"),
+        Message(role="user", content=[TextBlock(text=SIMPLE[0])]),
+    ]})
+    [signals] = pm.hook.legion_request_signals(request=req)
+    assert signals == {"complexity": estimate_complexity(SIMPLE[0])}
+
+
+def test_builtin_plugin_is_trylast_so_a_plugin_replaces_it():
+    class Mine:
+        @hookimpl
+        def legion_request_signals(self, request):
+            return {"complexity": 0.42}
+
+    pm = PluginManager()
+    pm.register(builtin, name="legion_core.builtin.complexity")
+    pm.register(Mine(), name="mine")  # registered later, but not tryfirst: still called first
+    results = pm.hook.legion_request_signals(request=text_request("hi"))
+    assert results[0] == {"complexity": 0.42}
+    impls = pm.hook.legion_request_signals.get_hookimpls()
+    assert impls[0].plugin_name == "legion_core.builtin.complexity" and impls[0].trylast
