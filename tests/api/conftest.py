@@ -1,0 +1,36 @@
+"""API tests reuse the pipeline's scripted provider plugin."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "pipeline"))
+
+from pipeline_fakes import SCRIPT, THREE_TIERS, make_plugins  # noqa: E402
+
+import legion_core  # noqa: E402
+from legion_core import api  # noqa: E402
+
+
+@pytest.fixture
+def script() -> Any:
+    SCRIPT.__init__()  # type: ignore[misc]
+    yield SCRIPT
+    SCRIPT.__init__()  # type: ignore[misc]
+
+
+@pytest.fixture
+def boot(tmp_path: Any, script: Any) -> Any:
+    """`boot(**llm)` starts the process-wide Legion on a temp home with the scripted providers."""
+
+    def _boot(providers: dict[str, Any] | None = None, home: Any = None, **llm: Any) -> Any:
+        settings = {"llm": {"providers": providers or THREE_TIERS, "discovery": {"enabled": False}, **llm}}
+        return legion_core.start(home=home or tmp_path, settings=settings, plugins=make_plugins(),
+                                 load_entry_points=False)
+
+    yield _boot
+    api.shutdown()

@@ -1,0 +1,139 @@
+"""The Python API: sync and async forms, sessions, structured output, embeddings."""
+
+import asyncio
+import threading
+
+import pytest
+
+import legion_core
+from legion_core.errors import BadRequest
+from legion_core.pipeline.structured import StructuredOutputInvalid
+from pipeline_fakes import provider
+
+Q = "What day comes after Tuesday?"
+
+
+def test_exports():
+    for name in ("start", "shutdown", "started", "ask", "chat", "embed", "structured", "session",
+                 "aask", "achat", "aembed", "astructured", "get_legion"):
+        assert callable(getattr(legion_core, name)), name
+
+
+def test_ask_carries_its_routing_decision(boot, script):
+    boot()
+    assert legion_core.started()
+    r = legion_core.ask(Q)
+    assert r.provider == "loc" and r.routing.provider == "loc" and r.routing.reason
+    assert r.text == "loc:small says hello"
+
+
+def test_sync_form_works_repeatedly_and_from_threads(boot, script):
+    boot()
+    texts = [legion_core.ask(f"What comes after {i}?").provider for i in range(5)]
+    out = []
+    ts = [threading.Thread(target=lambda i=i: out.append(legion_core.ask(f"thread {i}?").provider))
+          for i in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert texts == ["loc"] * 5 and out == ["loc"] * 4
+
+
+def test_sync_form_works_inside_a_running_loop(boot, script):
+    boot()
+
+    async def main():
+        return legion_core.ask(Q)  # blocking, but must not deadlock
+
+    assert asyncio.run(main()).provider == "loc"
+
+
+async def test_async_forms(boot, script):
+    boot()
+    r = await legion_core.aask(Q, tier="cloud")
+    assert r.provider == "cld"
+    r2 = await legion_core.achat(messages=[{"role": "system", "content": "Be brief."},
+                                           {"role": "user", "content": "Hi"}])
+    _, sent = script.calls["loc"][-1]
+    assert sent.system == "Be brief." and r2.provider == "loc"
+
+
+def test_chat_routing_kwargs_and_intent_shortcuts(boot, script):
+    boot()
+    r = legion_core.chat(message="Write a detailed, multi-part analysis.", privacy="strict",
+                         capability="reasoning")
+    assert r.tier not in ("cloud", "frontier"), "privacy=strict never reaches the cloud"
+    assert legion_core.chat(message=Q, provider="fro").provider == "fro"
+
+
+@pytest.mark.parametrize("kw,msg", [
+    ({}, "exactly one of message"),
+    ({"message": "a", "messages": []}, "exactly one of message"),
+    ({"message": "a", "colour": "red"}, "unknown argument 'colour'"),
+    ({"message": "a", "privacy": "secret"}, "privacy"),
+])
+def test_bad_arguments_are_clear(boot, kw, msg):
+    boot()
+    with pytest.raises(BadRequest, match=msg):
+        legion_core.chat(**kw)
+
+
+def test_quality_check_passes_through(boot, script):
+    boot()
+    script.then("loc", "no").then("cld", "YES")
+    r = legion_core.ask(Q, quality_check=lambda req, resp: resp.text == "YES")
+    assert r.escalated and r.provider == "cld"
+
+
+def test_structured(boot, script):
+    boot()
+    script.then("loc", 'Here: {"day": "Wednesday", "index": 3}')
+    schema = {"type": "object", "properties": {"day": {"type": "string"}, "index": {"type": "integer"}},
+              "required": ["day", "index"]}
+    res = legion_core.structured("Which day comes after Tuesday, and its index?", schema)
+    assert res.data == {"day": "Wednesday", "index": 3} and res.routing.provider == "loc"
+    script.then("loc", "no", "still no")
+    with pytest.raises(StructuredOutputInvalid):
+        legion_core.structured("Again?", schema)
+
+
+async def test_astructured(boot, script):
+    boot()
+    script.then("cld", '{"ok": true}')
+    res = await legion_core.astructured("ok?", {"type": "object"}, provider="cld")
+    assert res.data == {"ok": True}
+    assert script.calls["cld"][0][1].response_format["type"] == "json_schema"
+
+
+EMBED = {"loc": provider("local", "small"),
+         "emb": provider("local", "e1", caps=("embeddings",), model_extra={"embedding": True})}
+
+
+def test_embed(boot, script):
+    boot(EMBED)
+    r = legion_core.embed(["a", "bcd"])
+    assert r.provider == "emb" and r.embeddings == [[1.0, 1.0], [3.0, 1.0]]
+    assert legion_core.embed("one").embeddings == [[3.0, 1.0]]
+
+
+async def test_aembed(boot, script):
+    boot(EMBED)
+    r = await legion_core.aembed(["xy"])
+    assert r.model == "e1"
+
+
+def test_start_is_idempotent_and_shutdown_resets(boot, script):
+    lg = boot()
+    assert legion_core.start() is lg and legion_core.get_legion() is lg
+    legion_core.shutdown()
+    assert not legion_core.started()
+
+
+async def test_async_forms_run_on_the_kernels_loop(boot, script):
+    boot()
+    script.then("loc", lambda req, model: threading.current_thread().name)
+    script.then("loc", lambda req, model: threading.current_thread().name)
+    assert (await legion_core.aask("where?")).text == "legion-api-loop"
+    s = legion_core.session()
+    assert (await s.aask("and here?")).text == "legion-api-loop"
