@@ -10,7 +10,13 @@ from typing import Any
 import httpx
 import orjson
 
-from legion_core.errors import BadRequest, ContentPolicy, ProviderError, ProviderUnavailable, StreamInterrupted
+from legion_core.errors import (
+    BadRequest,
+    ContentPolicy,
+    ProviderError,
+    ProviderUnavailable,
+    StreamInterrupted,
+)
 from legion_core.providers.base import Provider
 from legion_core.providers.http import make_client
 from legion_core.settings.models import ProviderSettings

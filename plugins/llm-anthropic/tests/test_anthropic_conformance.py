@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from legion_llm_anthropic import AnthropicProvider
 
 from legion_core.settings.models import ProviderSettings
 from legion_core.testing.conformance import ProviderConformance
 from legion_core.testing.fakes.anthropic import FakeAnthropic
-from legion_llm_anthropic import AnthropicProvider
 
 KEY = "sk-ant-test-conformance-key"
 

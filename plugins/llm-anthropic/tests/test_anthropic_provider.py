@@ -11,6 +11,9 @@ from typing import Any
 
 import anthropic
 import pytest
+from legion_llm_anthropic import AnthropicProvider
+from legion_llm_anthropic.provider import _StreamState
+from legion_llm_anthropic.sse import SSEDecoder
 
 from legion_core.errors import (
     BadRequest,
@@ -41,9 +44,6 @@ from legion_core.types import (
     UsageChunk,
     text_request,
 )
-from legion_llm_anthropic import AnthropicProvider
-from legion_llm_anthropic.provider import _StreamState
-from legion_llm_anthropic.sse import SSEDecoder
 
 KEY = "sk-ant-provider-test-key-123"
 MODEL = "claude-sonnet-4-6"

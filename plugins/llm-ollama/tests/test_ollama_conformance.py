@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from legion_llm_ollama import OllamaProvider
 
 from legion_core.settings.models import ProviderSettings
 from legion_core.testing.conformance import ProviderConformance
 from legion_core.testing.fakes.ollama import FakeOllama
-from legion_llm_ollama import OllamaProvider
 
 
 class TestOllamaConformance(ProviderConformance):
