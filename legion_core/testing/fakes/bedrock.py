@@ -158,6 +158,8 @@ class FakeBedrock(FakeServer):
         self.thinking_text = "The user asks which day follows Tuesday. That is Wednesday."
         #: Split each frame over this many TCP writes (exercises the decoder's buffering).
         self.split_frames = 1
+        #: Answer as a guardrail does: a canned refusal with `stopReason: guardrail_intervened`.
+        self.guardrail_intervenes = False
         self._stream_exception: tuple[str, str, int] | None = None
         self.auth_failures: list[str] = []
 
@@ -403,6 +405,8 @@ class FakeBedrock(FakeServer):
             blocks.append({"toolUse": {"toolUseId": "tooluse_" + uuid.uuid4().hex[:22], "name": tool["name"],
                                        "input": dict(self.tool_arguments)}})
             return blocks, "tool_use"
+        if self.guardrail_intervenes:
+            return [{"text": "Sorry, the model cannot answer this question."}], "guardrail_intervened"
         text = self.reply_text
         stop = "end_turn"
         inf = body.get("inferenceConfig") or {}
