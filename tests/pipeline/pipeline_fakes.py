@@ -49,6 +49,8 @@ class Script:
         self.calls: dict[str, list[tuple[str, ChatRequest]]] = defaultdict(list)
         self.embed_calls: dict[str, list[list[str]]] = defaultdict(list)
         self.usage: dict[str, Usage | None] = {}
+        #: What to answer when a provider's queue is empty: callable(request, model) -> str.
+        self.default: Callable[..., Any] | None = None
 
     def then(self, provider: str, *actions: Any) -> Script:
         self.actions[provider].extend(actions)
@@ -59,7 +61,12 @@ class Script:
 
     def next(self, provider: str, request: ChatRequest, model: str) -> Any:
         q = self.actions[provider]
-        a = q.popleft() if q else f"{provider}:{model} says hello"
+        if q:
+            a = q.popleft()
+        elif self.default is not None:
+            a = self.default
+        else:
+            a = f"{provider}:{model} says hello"
         if callable(a) and not isinstance(a, Exception | BreakAfter | StreamFn):
             a = a(request, model)
         return a
