@@ -133,6 +133,17 @@ def _health_of(legion: Any, name: str) -> Any:
     return None
 
 
+def _circuit_of(legion: Any, name: str) -> str | None:
+    """closed (healthy), open (failing, skipped until cooldown) or half_open (probing)."""
+    state = getattr(getattr(legion, "health", None), "state", None)
+    if state is None:
+        return None
+    try:
+        return str(state(name))
+    except Exception:  # noqa: BLE001
+        return None
+
+
 def provider_json(legion: Any, name: str, *, with_models: bool = True) -> dict[str, Any]:
     reg = legion.registry
     p = reg.providers[name]
@@ -143,6 +154,7 @@ def provider_json(legion: Any, name: str, *, with_models: bool = True) -> dict[s
     if reg.unreachable_detail.get(name):
         d["unreachable_detail"] = reg.unreachable_detail[name]
     d["health"] = _health_of(legion, name)
+    d["circuit"] = _circuit_of(legion, name)
     if with_models:
         d["models"] = [m.model_dump(mode="json") for m in reg.models(name)]
     return scrub_json(d)

@@ -6,6 +6,7 @@ plugin manager. What the provider does is steered by the last user message:
 - a tool result as the last message: answers `tool said: <result>`;
 - `think`: a thinking block, then the answer;
 - `fail <kind>`: raises the typed provider error of that kind (`legion_core.errors`);
+- `fail@<provider> <kind>`: only that provider fails, the others answer `answered by <name>`;
 - `slow`: streams one chunk, then one every 50 ms for 10 s (disconnect tests);
 - `boom`: raises a plain RuntimeError (an unexpected bug);
 - anything else: `echo: <text>`.
@@ -68,12 +69,17 @@ def _last(request: ChatRequest) -> tuple[str, Any]:
     return "text", m.text
 
 
-def _plan(request: ChatRequest) -> tuple[list[Any], str]:
+def _plan(request: ChatRequest, name: str = "") -> tuple[list[Any], str]:
     """The content blocks to answer with, and the stop reason."""
     kind, val = _last(request)
     if kind == "tool_result":
         return [TextBlock(text=f"tool said: {val.text}")], "end_turn"
     text = str(val)
+    if text.startswith("fail@"):  # `fail@<provider> <kind>`: only that provider fails
+        target, _, k = text[5:].partition(" ")
+        if target == name:
+            raise PROVIDER_ERROR_KINDS[k.strip()](f"injected {k}", provider=name)
+        return [TextBlock(text=f"answered by {name}")], "end_turn"
     if text.startswith("fail "):
         k = text.split(" ", 1)[1].strip()
         raise PROVIDER_ERROR_KINDS[k](f"injected {k}", provider="gw")
@@ -106,7 +112,7 @@ class GwProvider(Provider):
 
     async def chat(self, request: ChatRequest, model: str) -> ChatResponse:
         REC.requests.append((self.name, model, request))
-        blocks, stop = _plan(request)
+        blocks, stop = _plan(request, self.name)
         return ChatResponse(model=model, content=blocks, stop_reason=stop,
                             usage=Usage(input_tokens=7, output_tokens=3))
 
@@ -123,7 +129,7 @@ class GwProvider(Provider):
                 raise
             yield DoneChunk(stop_reason="end_turn")
             return
-        blocks, stop = _plan(request)
+        blocks, stop = _plan(request, self.name)
         for b in blocks:
             if isinstance(b, ThinkingBlock):
                 yield ThinkingDelta(thinking=b.thinking)
