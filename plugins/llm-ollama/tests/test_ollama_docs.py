@@ -1,0 +1,39 @@
+"""docs/providers/ollama.md: its settings example validates and configures the provider, and its
+settings table names every option the provider reads."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from legion_core.settings.models import Settings
+from legion_llm_ollama import OllamaProvider
+
+DOC = Path(__file__).resolve().parents[3] / "docs" / "providers" / "ollama.md"
+SRC = Path(__file__).resolve().parents[1] / "legion_llm_ollama"
+
+pytestmark = pytest.mark.skipif(not DOC.exists(), reason="run from the Legion repository")
+
+
+def test_settings_example_configures_the_provider() -> None:
+    blocks = re.findall(r"```json\n(.*?)```", DOC.read_text(), re.S)
+    assert blocks, "the doc shows a settings example"
+    for raw in blocks:
+        settings = Settings.model_validate(json.loads(raw))
+        for name, ps in settings.llm.providers.items():
+            p = OllamaProvider(name, ps)
+            assert p.base_url == "http://gpu-box:11434" and p.tier == "fleet"
+            assert p.discovery.ttl == 120
+            p.set_discovery_ttl(5)  # the provider's own TTL wins over the kernel's
+            assert p.discovery.ttl == 120
+
+
+def test_every_option_is_documented() -> None:
+    text = DOC.read_text()
+    read = set(re.findall(r'option\("([a-z_]+)"', "".join(p.read_text() for p in SRC.glob("*.py"))))
+    assert read, "the provider reads options"
+    missing = sorted(k for k in read if f"`{k}`" not in text)
+    assert not missing, f"undocumented settings: {missing}"
