@@ -8,9 +8,9 @@ import re
 from pathlib import Path
 
 import pytest
+from legion_llm_anthropic import AnthropicProvider, catalog
 
 from legion_core.settings.models import Settings
-from legion_llm_anthropic import AnthropicProvider, catalog
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "providers" / "anthropic.md"
 SRC = Path(__file__).resolve().parents[1] / "legion_llm_anthropic"

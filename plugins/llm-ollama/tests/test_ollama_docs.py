@@ -8,9 +8,9 @@ import re
 from pathlib import Path
 
 import pytest
+from legion_llm_ollama import OllamaProvider
 
 from legion_core.settings.models import Settings
-from legion_llm_ollama import OllamaProvider
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "providers" / "ollama.md"
 SRC = Path(__file__).resolve().parents[1] / "legion_llm_ollama"
