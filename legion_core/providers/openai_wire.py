@@ -359,6 +359,13 @@ def parse_embeddings(data: dict[str, Any], *, provider: str, tier: str, model: s
 
 
 # ======================================================================== errors
+_STATUS_BY_CODE: dict[str, int] = {
+    "invalid_api_key": 401, "rate_limit_exceeded": 429, "insufficient_quota": 429, "requests": 429,
+    "tokens": 429, "server_error": 500, "invalid_request_error": 400, "BadRequestError": 400,
+    "NotFoundError": 404, "InternalServerError": 500, "ServiceUnavailableError": 503,
+}
+
+
 def _error_fields(body: Any) -> tuple[str, str, str]:
     """(message, type, code) from an OpenAI error object, vLLM's top-level error, or plain text."""
     if isinstance(body, dict):
@@ -378,8 +385,8 @@ def _error_fields(body: Any) -> tuple[str, str, str]:
 def error_from_body(status: int | None, body: Any, *, provider: str, headers: Any = None) -> ProviderError:
     """Map an upstream failure to a typed error: body details first, then the HTTP status."""
     message, etype, code = _error_fields(body)
-    if status is None and code.isdigit():
-        status = int(code)
+    if status is None:  # an error event inside a stream: infer the status from the error object
+        status = int(code) if code.isdigit() else _STATUS_BY_CODE.get(code) or _STATUS_BY_CODE.get(etype)
     message = scrub(message) or f"HTTP {status}"
     text = f"{provider}: upstream error {status or ''}: {message}".replace("error :", "error:")
     probe = f"{code} {etype} {message}".lower()
