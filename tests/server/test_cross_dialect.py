@@ -8,12 +8,12 @@ import json
 
 import anthropic
 import httpx
-import openai
-import pytest
-
 import legion_llm_anthropic.plugin as anthropic_plugin
 import legion_llm_openai.plugin as openai_plugin
+import openai
+import pytest
 from conftest import make_legion
+
 from legion_core.testing.fakes.anthropic import FakeAnthropic
 from legion_core.testing.fakes.openai import FakeOpenAI
 

@@ -8,8 +8,8 @@ import time
 
 import httpx
 import pytest
-
 from conftest import make_legion
+
 from legion_core.errors import RequestRefused
 from legion_core.hookspecs import hookimpl
 from legion_core.server import ServerThread, UnsafeBindError, check_bind, create_app

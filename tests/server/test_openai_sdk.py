@@ -161,7 +161,7 @@ def test_provider_bug_ends_in_a_typed_error_with_request_id(client):
     # a provider that raises a bare exception is failed over like an outage: 503, not a bare 500
     assert ei.value.status_code == 503
     assert ei.value.response.headers["x-request-id"] == "trace-me-123"
-    assert ei.value.body["request_id"] == "trace-me-123"
+    assert ei.value.response.json()["request_id"] == "trace-me-123"
 
 
 def test_auth_failure_raises_authentication_error(serve_legion, monkeypatch):
