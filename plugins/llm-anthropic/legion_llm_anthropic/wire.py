@@ -11,6 +11,7 @@ from legion_core.types import (
     ContentBlock,
     ImageBlock,
     Message,
+    StopReason,
     TextBlock,
     ThinkingBlock,
     ToolResultBlock,
@@ -19,7 +20,7 @@ from legion_core.types import (
 )
 
 #: Anthropic stop reasons -> kernel stop reasons (`refusal` is raised as ContentPolicy instead).
-STOP_REASONS: dict[str, str] = {
+STOP_REASONS: dict[str, StopReason] = {
     "end_turn": "end_turn",
     "max_tokens": "max_tokens",
     "tool_use": "tool_use",
