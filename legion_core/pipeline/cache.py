@@ -10,6 +10,8 @@ writes go through the batch writer. Entries expire after `llm.cache.ttl_seconds`
 from __future__ import annotations
 
 import hashlib
+import sqlite3
+import threading
 import time
 from collections import OrderedDict
 from typing import Any
@@ -70,14 +72,33 @@ class ResponseCache:
         self._lru: OrderedDict[str, tuple[float, str]] = OrderedDict()
         self.hits = 0
         self.misses = 0
+        # A read-only connection of its own: a lookup never waits for the writer's transaction
+        # (WAL lets readers run beside it). In-memory stores share the one connection.
+        self._read_lock = threading.Lock()
+        self._reader: sqlite3.Connection | None = None
+        if store.path is not None:
+            self._reader = sqlite3.connect(str(store.path), check_same_thread=False)
+            self._reader.execute("PRAGMA query_only=1")
+
+    def _fetch(self, key: str) -> tuple[Any, ...] | None:
+        sql = "SELECT response, expires FROM cache WHERE key = ?"
+        if self._reader is not None:
+            with self._read_lock:
+                return self._reader.execute(sql, (key,)).fetchone()
+        with self.store.lock:
+            return self.store.conn.execute(sql, (key,)).fetchone()
+
+    def close(self) -> None:
+        if self._reader is not None:
+            with self._read_lock:
+                self._reader.close()
+            self._reader = None
 
     def get(self, key: str) -> ChatResponse | None:
         now = time.time()
         hit = self._lru.get(key)
         if hit is None:
-            with self.store.lock:
-                row = self.store.conn.execute(
-                    "SELECT response, expires FROM cache WHERE key = ?", (key,)).fetchone()
+            row = self._fetch(key)
             if row is not None:
                 hit = (row[1] or float("inf"), row[0])
                 self._remember(key, hit)

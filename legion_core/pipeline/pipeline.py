@@ -182,6 +182,7 @@ class Pipeline:
 
     async def close(self) -> None:
         self.writer.close()
+        self.cache.close()
 
     def describe(self) -> list[dict[str, Any]]:
         """The steps in order, with what each does (for `legion pipeline` and docs)."""

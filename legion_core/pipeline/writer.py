@@ -7,8 +7,8 @@ queued here and a background thread commits them in batches (one transaction per
 
 from __future__ import annotations
 
-import queue
 import threading
+from collections import deque
 from typing import Any
 
 from legion_core.log import get_logger
@@ -20,17 +20,25 @@ Write = tuple[str, tuple[Any, ...]]  # (sql, params)
 
 
 class BatchWriter:
-    def __init__(self, store: Store, *, batch_size: int = 256, interval: float = 0.2) -> None:
+    """Statements are appended to a deque (no lock, no wake-up on the request path); the thread
+    wakes every `interval` seconds, or on `flush()`, and commits what accumulated."""
+
+    def __init__(self, store: Store, *, batch_size: int = 512, interval: float = 0.05) -> None:
         self.store = store
         self.batch_size = batch_size
         self.interval = interval
-        self._q: queue.Queue[Write | threading.Event | None] = queue.Queue()
+        self._q: deque[Write] = deque()
+        self._wake = threading.Event()
+        self._stop = False
+        self._flushed = threading.Condition()
+        self._generation = 0  # batches fully committed
         self._thread: threading.Thread | None = None
         self.written = 0
         self.errors = 0
 
     def start(self) -> None:
         if self._thread is None or not self._thread.is_alive():
+            self._stop = False
             self._thread = threading.Thread(target=self._run, name="legion-writer", daemon=True)
             self._thread.start()
 
@@ -39,66 +47,52 @@ class BatchWriter:
         if self._thread is None:  # not started (e.g. a bare pipeline in a test): write now
             self._commit([(sql, params)])
             return
-        self._q.put((sql, params))
+        self._q.append((sql, params))
 
     def flush(self, timeout: float = 10.0) -> None:
         """Block until everything queued before this call is committed."""
         if self._thread is None or not self._thread.is_alive():
-            self._drain_inline()
+            self._drain()
             return
-        ev = threading.Event()
-        self._q.put(ev)
-        ev.wait(timeout)
+        with self._flushed:
+            # the pass running now may have started before this call: wait for the next one too
+            target = self._generation + 2
+            self._waiters += 1
+        self._wake.set()
+        with self._flushed:
+            self._flushed.wait_for(lambda: self._generation >= target, timeout)
+            self._waiters -= 1
 
     def close(self) -> None:
         if self._thread is not None and self._thread.is_alive():
-            self._q.put(None)
+            self._stop = True
+            self._wake.set()
             self._thread.join(10)
         self._thread = None
-        self._drain_inline()
+        self._drain()
 
     # ------------------------------------------------------------ internals
-    def _drain_inline(self) -> None:
-        batch: list[Write] = []
-        while True:
-            try:
-                item = self._q.get_nowait()
-            except queue.Empty:
-                break
-            if isinstance(item, threading.Event):
-                item.set()
-            elif item is not None:
-                batch.append(item)
-        if batch:
+    _waiters = 0
+
+    def _drain(self) -> None:
+        while self._q:
+            batch = [self._q.popleft() for _ in range(min(len(self._q), self.batch_size))]
             self._commit(batch)
 
     def _run(self) -> None:
         while True:
+            self._wake.wait(self.interval)
+            self._wake.clear()
             try:
-                item = self._q.get(timeout=self.interval)
-            except queue.Empty:
-                continue
-            batch: list[Write] = []
-            events: list[threading.Event] = []
-            stop = False
-            while True:
-                if item is None:
-                    stop = True
-                elif isinstance(item, threading.Event):
-                    events.append(item)
-                else:
-                    batch.append(item)
-                if len(batch) >= self.batch_size:
-                    break
-                try:
-                    item = self._q.get_nowait()
-                except queue.Empty:
-                    break
-            if batch:
-                self._commit(batch)
-            for ev in events:
-                ev.set()
-            if stop:
+                self._drain()
+            finally:
+                with self._flushed:
+                    self._generation += 1
+                    self._flushed.notify_all()
+                    if self._waiters:
+                        self._wake.set()
+            if self._stop:
+                self._drain()
                 return
 
     def _commit(self, batch: list[Write]) -> None:
@@ -107,8 +101,16 @@ class BatchWriter:
                 c = self.store.conn
                 c.execute("BEGIN")
                 try:
-                    for sql, params in batch:
-                        c.execute(sql, params)
+                    # one executemany per run of identical statements: the loop stays in C, so
+                    # this thread holds the GIL as little as possible (the request path needs it)
+                    i = 0
+                    while i < len(batch):
+                        sql = batch[i][0]
+                        j = i + 1
+                        while j < len(batch) and batch[j][0] == sql:
+                            j += 1
+                        c.executemany(sql, [b[1] for b in batch[i:j]])
+                        i = j
                     c.execute("COMMIT")
                 except BaseException:
                     c.execute("ROLLBACK")
