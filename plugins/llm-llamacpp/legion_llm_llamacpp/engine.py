@@ -10,6 +10,7 @@ queue; a consumer that stops early sets a flag the worker checks between tokens.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -35,6 +36,15 @@ class EngineConfig:
 
 
 _END = object()
+
+
+def default_threads() -> int:
+    """Half the CPUs this process may use (at least one): leaves room for the event loop."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    return max(1, n // 2)
 
 
 class LlamaEngine:
@@ -84,9 +94,12 @@ class LlamaEngine:
             "seed": self.config.seed,
             "verbose": False,
         }
-        if self.config.n_threads:
-            kw["n_threads"] = self.config.n_threads
-            kw["n_threads_batch"] = self.config.n_threads
+        # llama-cpp-python defaults to half the cores for generation but *all* cores for prompt
+        # processing; on a shared machine the spinning batch threads then starve each other
+        # (measured here: 16 tokens in 1.2 s with one thread, 8-18 s with two under load).
+        threads = self.config.n_threads or default_threads()
+        kw["n_threads"] = threads
+        kw["n_threads_batch"] = threads
         if embedding:
             kw["embedding"] = True
             kw["pooling_type"] = llama_cpp.LLAMA_POOLING_TYPE_MEAN
