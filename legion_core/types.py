@@ -302,6 +302,9 @@ class TextDelta(_Model):
 class ThinkingDelta(_Model):
     type: Literal["thinking_delta"] = "thinking_delta"
     thinking: str
+    #: The upstream's signature over the thinking block (Anthropic), sent once, on a delta that
+    #: closes the block; replaying the thinking in a later turn needs it. None elsewhere.
+    signature: str | None = None
 
 
 class ToolCallDelta(_Model):

@@ -262,6 +262,10 @@ class _StreamState:
             if dt == "signature_delta":
                 self.signatures[idx] = self.signatures.get(idx, "") + d.get("signature", "")
             return []
+        if etype == "content_block_stop":
+            sig = self.signatures.pop(int(ev.get("index", 0)), "")
+            # the signature closes its thinking block: pass it on so the block can be replayed
+            return [ThinkingDelta(thinking="", signature=sig)] if sig else []
         if etype == "message_delta":
             d = ev.get("delta") or {}
             if d.get("stop_reason") == "refusal":
@@ -279,4 +283,4 @@ class _StreamState:
             return [UsageChunk(usage=self.usage), DoneChunk(stop_reason=self.stop_reason)]  # type: ignore[arg-type]
         if etype == "error":
             raise from_error_body(None, ev, provider=provider)
-        return []  # content_block_stop and future event types
+        return []  # future event types

@@ -143,6 +143,9 @@ async def test_thinking_stream_then_signed_replay_with_tools(provider: Anthropic
     assert res.thinking == fake.thinking_text
     kinds = [type(c) for c in res.chunks]
     assert kinds.index(ThinkingDelta) < kinds.index(ToolCallDelta)
+    signed = [c for c in res.chunks if isinstance(c, ThinkingDelta) and c.signature]
+    assert len(signed) == 1 and signed[0].thinking == "" and signed[0].signature.startswith("EqQB")
+    assert max(i for i, c in enumerate(res.chunks) if isinstance(c, ThinkingDelta)) < kinds.index(TextDelta)
     assert res.tool_calls[0].arguments == fake.tool_arguments
     # chat() keeps the signature, so the assistant turn can be replayed (the fake insists on it)
     first = await provider.chat(req, MODEL)
