@@ -46,6 +46,7 @@ def _test_sources() -> str:
     files = list((ROOT / "tests").rglob("test_*.py"))
     files += list((ROOT / "plugins").glob("*/tests/**/test_*.py"))
     files += list((ROOT / "plugins").glob("*/legion_*/**/*.py"))
+    files += list((ROOT / "docs" / "examples").glob("*.py"))  # tested by tests/extensions
     return "\n".join(f.read_text(errors="replace") for f in files)
 
 
