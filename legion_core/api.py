@@ -159,8 +159,9 @@ _INTENT_KEYS = ("privacy", "capability", "cost")
 def build_request(message: str | Message | None = None, messages: list[Any] | None = None,
                   **kw: Any) -> ChatRequest:
     """A ChatRequest from friendly arguments: `message="..."` or `messages=[...]` (dicts or
-    Messages), routing fields (`tier=`, `provider=`, `model=`, `escalate=`...), and the intent
-    either as `intent={...}` or as `privacy=`/`capability=`/`cost=` shortcuts."""
+    Messages), routing fields (`tier=`, `provider=`, `model=`, `escalate=`...), the intent
+    either as `intent={...}` or as `privacy=`/`capability=`/`cost=` shortcuts, and `tools=True`
+    for every tool plugins registered (`legion_register_tools`)."""
     if (message is None) == (messages is None):
         raise BadRequest("pass exactly one of message='...' or messages=[...]")
     if messages is not None:
@@ -175,6 +176,8 @@ def build_request(message: str | Message | None = None, messages: list[Any] | No
     for k in _INTENT_KEYS:
         if k in kw:
             intent[k] = kw.pop(k)
+    if kw.get("tools") is True:  # every tool the installed plugins offer
+        kw["tools"] = list(get_legion().pipeline.tools.values())
     try:
         return ChatRequest(messages=msgs, intent=Intent.model_validate(intent), **kw)
     except ValidationError as e:

@@ -57,6 +57,7 @@ from legion_core.types import (
     ThinkingBlock,
     ThinkingDelta,
     ToolCallDelta,
+    ToolSpec,
     ToolUseBlock,
     Usage,
     UsageChunk,
@@ -171,6 +172,29 @@ class Pipeline:
         self.guards = Guards(legion.plugins)
         self.quality = QualityChecks(legion)
         self.steps: list[Step] = steps if steps is not None else [cls() for cls in DEFAULT_STEPS]
+        #: Tools plugins offer (`legion_register_tools`), by name; executed via `legion_dispatch_tool`.
+        self.tools: dict[str, ToolSpec] = {}
+        legion.plugins.hook.legion_register_tools(register=self._register_tool)
+
+    def _register_tool(self, spec: ToolSpec) -> None:
+        if not isinstance(spec, ToolSpec):
+            raise TypeError(f"legion_register_tools: register() takes a ToolSpec, got {type(spec).__name__}")
+        self.tools[spec.name] = spec
+
+    def complete_tools(self, request: ChatRequest) -> ChatRequest:
+        """A request tool given by name only (no description, no parameters) that a plugin
+        registered gets the plugin's full definition, so callers can say `ToolSpec(name="get_time")`."""
+        if not request.tools or not self.tools:
+            return request
+        out, changed = [], False
+        for t in request.tools:
+            reg = self.tools.get(t.name)
+            if reg is not None and not t.description and not t.parameters.get("properties"):
+                out.append(reg)
+                changed = True
+            else:
+                out.append(t)
+        return request.model_copy(update={"tools": out}) if changed else request
 
     # ------------------------------------------------------------ lifecycle
     @property

@@ -85,12 +85,13 @@ class Step:
 
 # ====================================================================== pre
 class Normalize(Step):
-    """Validate the request and give it one canonical shape (system messages into `system`)."""
+    """Validate the request and give it one canonical shape (system messages into `system`,
+    tools named by plugins completed from `legion_register_tools`)."""
 
     name = "normalize"
 
     async def run(self, p: Pipeline, turn: Turn) -> None:
-        turn.request = normalize(turn.request, turn.context)
+        turn.request = p.complete_tools(normalize(turn.request, turn.context))
 
 
 def normalize(req: ChatRequest, context: RequestContext | None = None) -> ChatRequest:

@@ -137,3 +137,27 @@ async def test_async_forms_run_on_the_kernels_loop(boot, script):
     assert (await legion_core.aask("where?")).text == "legion-api-loop"
     s = legion_core.session()
     assert (await s.aask("and here?")).text == "legion-api-loop"
+
+
+def test_tools_true_offers_every_registered_tool(tmp_path, script):
+    from legion_core.hookspecs import hookimpl
+    from legion_core.types import ToolResult, ToolSpec
+    from pipeline_fakes import THREE_TIERS, make_plugins
+
+    class Tools:
+        @hookimpl
+        def legion_register_tools(self, register):
+            register(ToolSpec(name="get_time", description="UTC time", side_effects=False))
+
+        @hookimpl
+        def legion_dispatch_tool(self, call, context):
+            return ToolResult(tool_use_id=call.id, content="noon")
+
+    legion_core.start(home=tmp_path, settings={"llm": {"providers": THREE_TIERS}},
+                      plugins=make_plugins(Tools()), load_entry_points=False)
+    try:
+        legion_core.ask("time?", tools=True)
+        _, sent = script.calls["loc"][0]
+        assert [t.name for t in sent.tools] == ["get_time"]
+    finally:
+        legion_core.shutdown()

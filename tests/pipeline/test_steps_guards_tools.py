@@ -179,3 +179,20 @@ async def test_embed_all_fail(make_legion, script):
     script.then("emb2", ProviderUnavailable("down", provider="emb2"))
     with pytest.raises(NoProviderAvailable, match="no embedding provider answered"):
         await lg.pipeline.embed(EmbedRequest(input=["ab"]))
+
+
+class ClockTools(Clock):
+    @hookimpl
+    def legion_register_tools(self, register):
+        register(ToolSpec(name="get_time", description="Current UTC time", side_effects=False))
+
+
+async def test_registered_tools_complete_named_tools_and_loop(make_legion, script):
+    plugin = ClockTools()
+    lg = await make_legion(plugins=(plugin,))
+    assert set(lg.pipeline.tools) == {"get_time"}
+    script.then("loc", tool_use("get_time"), "Noon.")
+    r = await lg.pipeline.chat(text_request("What time is it?", tools=[ToolSpec(name="get_time")]))
+    _, first = script.calls["loc"][0]
+    assert first.tools[0].description == "Current UTC time" and first.tools[0].side_effects is False
+    assert r.text == "Noon." and len(plugin.calls) == 1
