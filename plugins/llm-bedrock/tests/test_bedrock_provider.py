@@ -391,3 +391,14 @@ async def test_documented_settings_example(fake, monkeypatch):
     assert p.region == "us-west-2" and p.default_model == "us.anthropic.claude-sonnet-4-6-v1"
     assert "us.anthropic.claude-sonnet-4-6-v1" in {m.id for m in p.static_models()}
     await p.aclose()
+
+
+async def test_pass_through_token_is_sent_as_the_bearer_key(provider, fake):
+    """Gateway `pass_through`: the caller's own Bedrock API key replaces Legion's signature."""
+    req = text_request("hi")
+    req.pass_through_token = TEST_BEARER_TOKEN
+    assert (await provider.chat(req, MODEL)).text == fake.reply_text
+    assert fake.requests[-1]["headers"]["Authorization"] == f"Bearer {TEST_BEARER_TOKEN}"
+    req.pass_through_token = "ABSK-callers-wrong-key"
+    with pytest.raises(ProviderAuthError):
+        await provider.chat(req, MODEL)

@@ -259,3 +259,29 @@ def test_documented_settings_example_configures_a_provider(tmp_path):
     cfg["model_path"] = str(default_model_path())  # the example's path is illustrative
     p = LlamaCppProvider("local", ProviderSettings(**cfg))
     assert p.engine.config.n_ctx == 8192 and p.engine.config.n_threads == 4 and p.preload is True
+
+
+def test_tool_calling_formats_pass_tools_through():
+    p = LlamaCppProvider("fc", ProviderSettings(chat_format="chatml-function-calling"))
+    assert "tools" in p.static_models()[0].capabilities
+    kw = p._kwargs(text_request("weather?", tools=[ToolSpec(name="get_weather", description="d")],
+                                tool_choice="get_weather"))
+    assert kw["tools"] == [{"type": "function", "function": {
+        "name": "get_weather", "description": "d", "parameters": {"type": "object", "properties": {}}}}]
+    assert kw["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
+    req = ChatRequest(messages=[
+        Message(role="user", content="weather?"),
+        Message(role="assistant", content=[ToolUseBlock(id="t1", name="get_weather", input={"city": "Oslo"})]),
+    ], tools=[ToolSpec(name="get_weather")])
+    msgs = p._kwargs(req)["messages"]
+    assert msgs[1]["tool_calls"][0]["function"] == {"name": "get_weather", "arguments": '{"city": "Oslo"}'}
+
+
+async def test_preload_loads_in_the_background_at_startup():
+    p = LlamaCppProvider("pre", ProviderSettings(preload=True))
+    assert not p.engine.loaded
+    await p.startup()  # returns at once; the load runs on the worker thread
+    await p._preload_task
+    assert p.engine.loaded and (await p.health()).detail == "loaded"
+    await p.aclose()
+    assert not p.engine.loaded
