@@ -14,12 +14,13 @@ from legion_core.errors import (
     BadRequest,
     ContentPolicy,
     ProviderError,
+    ProviderTimeout,
     ProviderUnavailable,
     StreamInterrupted,
 )
 from legion_core.providers.base import Provider
 from legion_core.providers.http import make_client
-from legion_core.settings.models import ProviderSettings
+from legion_core.settings.models import ProviderSettings, TimeoutSettings
 from legion_core.types import (
     ChatRequest,
     ChatResponse,
@@ -61,6 +62,8 @@ class AnthropicProvider(Provider):
     def __init__(self, name: str, settings: ProviderSettings) -> None:
         super().__init__(name, settings)
         self._client: httpx.AsyncClient | None = None
+        #: The kernel's `llm.timeouts`, under this provider's own `timeout_*` (set at startup).
+        self.timeout_defaults: TimeoutSettings | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
@@ -84,12 +87,24 @@ class AnthropicProvider(Provider):
         """The pooled client for the running loop (created lazily, recreated if the loop changed)."""
         loop = asyncio.get_running_loop()
         if self._client is None or self._client_loop is not loop or self._client.is_closed:
-            self._client = make_client(self.settings, base_url=self.base_url or "", headers=self._headers())
+            self._client = make_client(self.settings, base_url=self.base_url or "", headers=self._headers(),
+                                       defaults=self.timeout_defaults)
             self._client_loop = loop
         return self._client
 
     async def startup(self) -> None:
         self.client()
+
+    async def apply_timeouts(self, defaults: TimeoutSettings) -> None:
+        """Use the kernel's `llm.timeouts` where this provider sets none (the pool is rebuilt)."""
+        self.timeout_defaults = defaults
+        await self.aclose()
+
+    def total_timeout(self) -> float | None:
+        """`timeout_total`, else `llm.timeouts.total`: the cap on one whole `chat()` call."""
+        if self.settings.timeout_total is not None:
+            return self.settings.timeout_total
+        return self.timeout_defaults.total if self.timeout_defaults is not None else None
 
     async def aclose(self) -> None:
         if self._client is not None and not self._client.is_closed:
@@ -98,6 +113,18 @@ class AnthropicProvider(Provider):
             except RuntimeError:  # created on a loop that is gone
                 pass
         self._client = None
+
+    async def _bounded(self, coro: Any) -> Any:
+        """Await `coro` within the total timeout (connect and read timeouts bound each step)."""
+        total = self.total_timeout()
+        if total is None:
+            return await coro
+        try:
+            async with asyncio.timeout(total):
+                return await coro
+        except TimeoutError:
+            raise ProviderTimeout(f"{self.name}: no complete answer within timeout_total={total:g}s",
+                                  provider=self.name) from None
 
     def _body(self, request: ChatRequest, model: str, stream: bool) -> dict[str, Any]:
         mode = str(self.option("thinking_mode", "auto"))
@@ -130,8 +157,8 @@ class AnthropicProvider(Provider):
         t0 = time.perf_counter()
         payload = orjson.dumps(self._body(request, model, stream=False))
         try:
-            resp = await self.client().post("/v1/messages", content=payload,
-                                            headers=self._request_headers(request))
+            resp = await self._bounded(self.client().post("/v1/messages", content=payload,
+                                                          headers=self._request_headers(request)))
         except httpx.HTTPError as e:
             raise from_transport(e, provider=self.name, url=self.base_url or "") from None
         if resp.status_code != 200:

@@ -53,10 +53,13 @@ async def test_routed_chat_and_stream(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setenv("LEGION_TEST_CLAUDE_KEY", KEY)
     settings = {"llm": {"providers": {"claude": {"type": "anthropic", "base_url": fake.url,
                                                  "api_key": "env://LEGION_TEST_CLAUDE_KEY"}},
-                        "discovery": {"enabled": False}}}
+                        "discovery": {"enabled": False}, "timeouts": {"read": 33.0, "total": 50.0}}}
     lg = Legion(home=tmp_path, settings=settings, plugins=_plugins(), load_entry_points=False)
     await lg.start()
     try:
+        p = lg.registry.get("claude")
+        assert isinstance(p, AnthropicProvider)
+        assert p.client().timeout.read == 33.0 and p.total_timeout() == 50.0  # llm.timeouts
         resp = await lg.pipeline.chat(text_request("What day comes after Tuesday?", provider="claude",
                                                    model="claude-haiku-4-5", cache=False))
         assert resp.text == fake.reply_text and resp.provider == "claude" and resp.tier == "frontier"

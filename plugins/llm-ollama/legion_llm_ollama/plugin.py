@@ -25,11 +25,13 @@ def legion_discover_models(provider):  # type: ignore[no-untyped-def]
 
 
 @hookimpl
-def legion_startup(legion: Any) -> None:
-    """Apply `llm.discovery.ttl_seconds` to every Ollama provider that did not set its own."""
+async def legion_startup(legion: Any) -> None:
+    """Apply `llm.discovery.ttl_seconds` and `llm.timeouts` to every Ollama provider (its own
+    `discovery_ttl_seconds` / `timeout_*` settings win)."""
     from legion_llm_ollama.provider import OllamaProvider
 
     ttl = legion.settings.llm.discovery.ttl_seconds
-    for p in legion.registry.providers.values():
+    for p in list(legion.registry.providers.values()):
         if isinstance(p, OllamaProvider):
             p.set_discovery_ttl(ttl)
+            await p.apply_timeouts(legion.settings.llm.timeouts)

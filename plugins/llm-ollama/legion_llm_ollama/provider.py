@@ -14,10 +14,10 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 
-from legion_core.errors import ProviderError, ProviderUnavailable, StreamInterrupted
+from legion_core.errors import ProviderError, ProviderTimeout, ProviderUnavailable, StreamInterrupted
 from legion_core.providers.base import Provider
 from legion_core.providers.http import make_client
-from legion_core.settings.models import ProviderSettings
+from legion_core.settings.models import ProviderSettings, TimeoutSettings
 from legion_core.types import (
     ChatRequest,
     ChatResponse,
@@ -77,6 +77,8 @@ class OllamaProvider(Provider):
     def __init__(self, name: str, settings: ProviderSettings) -> None:
         super().__init__(name, settings)
         self._client: httpx.AsyncClient | None = None
+        #: The kernel's `llm.timeouts`, under this provider's own `timeout_*` (set at startup).
+        self.timeout_defaults: TimeoutSettings | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
         ttl = self.option("discovery_ttl_seconds")
         self.discovery = ModelDiscovery(self, ttl=float(ttl) if ttl is not None else 60.0)
@@ -111,12 +113,23 @@ class OllamaProvider(Provider):
         loop = asyncio.get_running_loop()
         if self._client is None or self._client_loop is not loop or self._client.is_closed:
             self._client = make_client(self.settings, base_url=self.base_url or DEFAULT_URL,
-                                       headers=self._headers())
+                                       headers=self._headers(), defaults=self.timeout_defaults)
             self._client_loop = loop
         return self._client
 
     async def startup(self) -> None:
         self.client()
+
+    async def apply_timeouts(self, defaults: TimeoutSettings) -> None:
+        """Use the kernel's `llm.timeouts` where this provider sets none (the pool is rebuilt)."""
+        self.timeout_defaults = defaults
+        await self.aclose()
+
+    def total_timeout(self) -> float | None:
+        """`timeout_total`, else `llm.timeouts.total`: the cap on one whole `chat()` call."""
+        if self.settings.timeout_total is not None:
+            return self.settings.timeout_total
+        return self.timeout_defaults.total if self.timeout_defaults is not None else None
 
     async def aclose(self) -> None:
         if self._client is not None and not self._client.is_closed:
@@ -155,6 +168,18 @@ class OllamaProvider(Provider):
             await self._raise_for(resp)
         return orjson.loads(resp.content)
 
+    async def _bounded(self, coro: Any) -> Any:
+        """Await `coro` within the total timeout (connect and read timeouts bound each step)."""
+        total = self.total_timeout()
+        if total is None:
+            return await coro
+        try:
+            async with asyncio.timeout(total):
+                return await coro
+        except TimeoutError:
+            raise ProviderTimeout(f"{self.name}: no complete answer within timeout_total={total:g}s",
+                                  provider=self.name) from None
+
     def _body(self, request: ChatRequest, model: str, stream: bool) -> dict[str, Any]:
         return request_to_wire(request, model, stream=stream, options=self.option("options"),
                                keep_alive=self.option("keep_alive"))
@@ -167,7 +192,8 @@ class OllamaProvider(Provider):
     # ------------------------------------------------------------------ operations
     async def chat(self, request: ChatRequest, model: str) -> ChatResponse:
         t0 = time.perf_counter()
-        data = await self._post_json("/api/chat", self._body(request, model, stream=False), **self._auth(request))
+        data = await self._bounded(self._post_json("/api/chat", self._body(request, model, stream=False),
+                                                   **self._auth(request)))
         if isinstance(data, dict) and data.get("error"):
             raise from_error(500, data, provider=self.name)
         out = response_from_wire(data, provider=self.name, tier=self.tier)

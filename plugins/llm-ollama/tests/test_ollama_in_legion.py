@@ -28,7 +28,8 @@ async def legion(tmp_path: Path, legion_fake_factory: Any) -> AsyncIterator[tupl
     pm.load(entry_points=False)  # the kernel's built-ins only
     pm.register(ollama_plugin, name="llm-ollama")
     settings = {"llm": {"providers": {"ollama": {"type": "ollama", "base_url": fake.url}},
-                        "discovery": {"ttl_seconds": 123, "refresh_interval_seconds": 3600}}}
+                        "discovery": {"ttl_seconds": 123, "refresh_interval_seconds": 3600},
+                        "timeouts": {"read": 42.0}}}
     lg = Legion(home=tmp_path, settings=settings, plugins=pm, load_entry_points=False)
     await lg.start()
     try:
@@ -41,6 +42,7 @@ async def test_discovery_fills_the_registry_and_routing_uses_it(legion: tuple[Le
     lg, fake = legion
     provider = lg.registry.get("ollama")
     assert isinstance(provider, OllamaProvider) and provider.discovery.ttl == 123  # legion_startup
+    assert provider.client().timeout.read == 42.0  # llm.timeouts, applied at startup
     assert (await lg.discovery.refresh("ollama")) == {"ollama": True}
     models = {m.id: m for m in lg.registry.models("ollama")}
     assert set(fake.models) <= set(models)

@@ -21,11 +21,12 @@ from legion_core.errors import (
     ContextOverflow,
     ProviderBadRequest,
     ProviderError,
+    ProviderTimeout,
     ProviderUnavailable,
     StreamInterrupted,
 )
 from legion_core.plugins.manager import PluginManager
-from legion_core.settings.models import ProviderSettings
+from legion_core.settings.models import ProviderSettings, TimeoutSettings
 from legion_core.testing.conformance import WEATHER_TOOL, collect_stream
 from legion_core.testing.fakes.ollama import FakeModel, FakeOllama
 from legion_core.types import (
@@ -261,17 +262,20 @@ async def test_discovery_hook_and_startup_ttl(provider: OllamaProvider, fake: Fa
 
     assert pm.hook.legion_discover_models(provider=Other()) == []
 
-    class Legion:  # the two attributes the startup hook reads
+    class Legion:  # the attributes the startup hook reads
         class settings:
             class llm:
                 class discovery:
                     ttl_seconds = 7.0
 
+                timeouts = TimeoutSettings(read=11.0)
+
         class registry:
             providers = {"ollama": provider}
 
-    pm.hook.legion_startup(legion=Legion)
-    assert provider.discovery.ttl == 7.0
+    for r in pm.hook.legion_startup(legion=Legion):
+        await r
+    assert provider.discovery.ttl == 7.0 and provider.client().timeout.read == 11.0
     pinned = OllamaProvider("pinned", ProviderSettings(base_url=fake.url, discovery_ttl_seconds=99))
     pinned.set_discovery_ttl(7.0)
     assert pinned.discovery.ttl == 99.0, "a per-provider TTL wins over the kernel's"
@@ -309,3 +313,30 @@ def test_defaults_and_entry_point() -> None:
     registered: list[type] = []
     eps[0].load().legion_register_providers(register=registered.append)
     assert registered == [OllamaProvider]
+
+
+# ------------------------------------------------------------------ timeouts
+async def test_total_timeout_bounds_a_chat(fake: FakeOllama) -> None:
+    fake.fail_with("timeout")  # the answer comes only after SLOW_SECONDS
+    p = OllamaProvider("ollama", ProviderSettings(base_url=fake.url, timeout_read=30, timeout_total=0.3))
+    try:
+        with pytest.raises(ProviderTimeout, match="timeout_total=0.3s") as info:
+            await p.chat(text_request("hi"), MODEL)
+        assert info.value.failover and info.value.provider == "ollama"
+    finally:
+        await p.aclose()
+
+
+async def test_kernel_timeouts_apply_under_the_providers_own(fake: FakeOllama) -> None:
+    own = OllamaProvider("own", ProviderSettings(base_url=fake.url, timeout_read=9))
+    plain = OllamaProvider("plain", ProviderSettings(base_url=fake.url))
+    try:
+        for p in (own, plain):
+            await p.startup()
+            await p.apply_timeouts(TimeoutSettings(connect=1.5, read=4.0, total=30.0))
+        assert (plain.client().timeout.read, plain.client().timeout.connect) == (4.0, 1.5)
+        assert own.client().timeout.read == 9 and own.total_timeout() == 30.0
+        assert (await plain.chat(text_request("hi"), MODEL)).text == fake.reply_text
+    finally:
+        await own.aclose()
+        await plain.aclose()
