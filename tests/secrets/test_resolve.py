@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from secret_fixtures import *  # noqa: F403 - shared fixtures (see secret_fixtures.py)
 
 import legion_core.builtin.secrets as builtin_secrets
 from legion_core.errors import SecretError

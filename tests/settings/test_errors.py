@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from pydantic import BaseModel, ConfigDict
+from settings_fixtures import *  # noqa: F403 - shared fixtures (see settings_fixtures.py)
 
 from legion_core.errors import SettingsError
 from legion_core.hookspecs import hookimpl

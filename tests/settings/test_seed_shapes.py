@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from settings_fixtures import *  # noqa: F403 - shared fixtures (see settings_fixtures.py)
+
 from legion_core.settings.loader import load_settings
 
 
