@@ -24,6 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ConfigDict
+
 from legion_core.errors import NoProviderAvailable
 from legion_core.log import get_logger
 from legion_core.providers.base import Provider
@@ -31,7 +33,7 @@ from legion_core.providers.registry import AUTO_PRIORITY, ProviderRegistry
 from legion_core.routing.complexity import estimate_complexity
 from legion_core.routing.health import HealthTracker
 from legion_core.routing.memory import MemoryProbe
-from legion_core.routing.rules import CompiledRule, RequestFacts, compile_rules
+from legion_core.routing.rules import CompiledRule, RequestFacts, build_matcher, compile_rules
 from legion_core.routing.tokens import estimate_text_tokens, estimate_tokens, user_text
 from legion_core.settings.models import LLMSettings
 from legion_core.types import (
@@ -109,6 +111,23 @@ class _Target:
         return True
 
 
+class FrozenCandidateScore(CandidateScore):
+    """A `CandidateScore` that cannot be changed in place, because the router shares identical
+    candidates between decisions (building 50 fresh pydantic objects per decision would cost more
+    than the rest of the decision). Compares equal to a plain `CandidateScore` with the same values;
+    use `model_copy(update=...)` to derive a changed one."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, CandidateScore):
+            return self.__dict__ == other.__dict__
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple(self.__dict__.values()))
+
+
 @dataclass(slots=True)
 class _Routed:
     decision: RoutingDecision
@@ -130,16 +149,21 @@ class Router:
         self.memory_available = memory_available or MemoryProbe()
         self.memory_floor = llm.discovery.memory_floor_mb * 1024 * 1024
         self.rules: list[CompiledRule] = compile_rules(self.settings.rules)
+        self._match = build_matcher(self.rules)
         self._has_schedules = any(r.schedule is not None for r in self.rules)
         self._disabled_tiers = frozenset(t for t, ts in self.settings.tiers.items() if not ts.enabled)
         thresholds = self.settings.complexity_thresholds
         # Tiers by ascending threshold; the preferred tier is the last one the complexity reaches.
-        self._thresholds = sorted(((float(v), tier_index(t), t) for t, v in thresholds.items()))
+        self._thresholds = sorted((float(v), tier_index(t), t) for t, v in thresholds.items())
         self._rank_maps = {t: _rank_map(t) for t in TIERS}
         self._rr: dict[tuple[str, ...], int] = {}
         self._catalog_key: tuple[Any, ...] | None = None
         self._chat: list[_Cand] = []
         self._embed: list[_Cand] = []
+        self._providers: dict[str, Provider] = {}
+        self._cs_cache: dict[tuple[Any, ...], CandidateScore] = {}
+        self._accept_sets: dict[int, frozenset[str]] = {}
+        self._chat_groups: list[tuple[str, list[_Cand]]] = []
 
     # ================================================================ public API
     def decide(self, request: ChatRequest, *, exclude: frozenset[str] = frozenset()) -> RoutingDecision:
@@ -183,7 +207,8 @@ class Router:
         viable: list[tuple[tuple[Any, ...], _Cand]] = []
         dropped: list[tuple[_Cand, str]] = []
         for c in self._embed:
-            reason = self._common_drop(c, exclude, target, strict, None, unhealthy)
+            reason = self._provider_drop(c.pname, exclude, unhealthy) or self._model_drop(
+                c, exclude, target, strict, None)
             if reason is None and c.limit and tokens > c.limit * len(request.input or [1]):
                 reason = "input too long for its context window"
             if reason is None:
@@ -192,7 +217,8 @@ class Router:
             else:
                 dropped.append((c, reason))
         viable.sort(key=lambda x: x[0])
-        cands = [_score(c, 0.0, None, None) for _, c in viable] + [_score(c, 0.0, None, r) for c, r in dropped]
+        cs = self._candidate_score
+        cands = [cs(c, 0.0, None, None) for _, c in viable] + [cs(c, 0.0, None, r) for c, r in dropped]
         first = viable[0][1] if viable else None
         d = _decision(
             provider=first.pname if first else None, model=first.mid if first else None,
@@ -250,6 +276,25 @@ class Router:
                 if not m.embedding:
                     chat.append(c)
         self._chat, self._embed = chat, embed
+        self._providers = dict(reg.providers)
+        self._cs_cache.clear()
+        self._accept_sets.clear()
+        groups: dict[str, list[_Cand]] = {}
+        for c in chat:
+            groups.setdefault(c.pname, []).append(c)
+        self._chat_groups = list(groups.items())
+
+    def _accepts_for(self, rules: list[CompiledRule]) -> list[tuple[CompiledRule, frozenset[str]]]:
+        """Per target rule, the candidates (`provider/model`) its `then` points at (cached per catalog)."""
+        out = []
+        for r in rules:
+            acc = self._accept_sets.get(r.order)
+            if acc is None:
+                th = r.then
+                t = _Target(th.tier, th.provider, th.model, "")
+                acc = self._accept_sets[r.order] = frozenset(c.full for c in self._chat if t.accepts(c))
+            out.append((r, acc))
+        return out
 
     # ================================================================ the decision
     def _request_signals(self, request: ChatRequest) -> dict[str, float]:
@@ -318,15 +363,40 @@ class Router:
         return _Target(t_tier, t_prov, t_model, "request asks for " + ", ".join(labels))
 
     def _preferred_tier(self, complexity: float) -> str:
+        """The tier with the highest threshold the complexity reaches (the lowest such tier on ties)."""
+        best: tuple[float, int] | None = None
         pref = "local"
-        for thr, _idx, t in self._thresholds:
-            if complexity >= thr and t in self._rank_maps:
-                pref = t
+        for thr, idx, t in self._thresholds:
+            if complexity >= thr and t in self._rank_maps and (best is None or thr > best[0]):
+                best, pref = (thr, idx), t
         return pref
 
-    def _common_drop(self, c: _Cand, exclude: frozenset[str], target: _Target | None, strict: bool,
-                     never_cloud_rule: str | None, unhealthy: dict[str, str]) -> str | None:
-        if exclude and (c.pname in exclude or c.full in exclude):
+    def _provider_drop(self, pname: str, exclude: frozenset[str], unhealthy: dict[str, str],
+                       allow: Any = None) -> str | None:
+        """Reasons that hold for every model of a provider (computed once per decision)."""
+        if pname in exclude:
+            return "excluded (already tried)"
+        if allow is not None and pname not in allow:
+            return "provider not allowed (request constraint)"
+        if self.registry.reachable.get(pname) is False:
+            return "unreachable: " + (self.registry.unreachable_detail.get(pname) or "health check failed")
+        blocked = self.health.blocked_reason(pname)
+        if blocked is not None:
+            return blocked
+        return unhealthy.get(pname)
+
+    def _memory_drop(self, c: _Cand) -> str | None:
+        avail = self.memory_available()
+        if avail is None or c.memory_bytes is None or c.memory_bytes <= avail - self.memory_floor:
+            return None
+        mb = 1024 * 1024
+        return (f"does not fit in memory: needs {c.memory_bytes // mb} MB, "
+                f"{max(0, avail - self.memory_floor) // mb} MB free above the {self.memory_floor // mb} MB floor")
+
+    def _model_drop(self, c: _Cand, exclude: frozenset[str], target: _Target | None, strict: bool,
+                    never_cloud: str | None) -> str | None:
+        """Reasons specific to one model (the order here is the order explain reports them in)."""
+        if exclude and c.full in exclude:
             return "excluded (already tried)"
         if target is not None and not target.accepts(c):
             return target.label
@@ -334,26 +404,12 @@ class Router:
             return f"tier {c.tier} disabled in settings"
         if c.cloud and strict:
             return "privacy strict: never cloud"
-        if c.cloud and never_cloud_rule is not None:
-            return f"never_cloud ({never_cloud_rule})"
+        if c.cloud and never_cloud is not None:
+            return f"never_cloud ({never_cloud})"
         if c.discovery_drop is not None:
             return c.discovery_drop
-        if self.registry.reachable.get(c.pname) is False:
-            detail = self.registry.unreachable_detail.get(c.pname) or "health check failed"
-            return f"unreachable: {detail}"
         if c.memory_bytes is not None:
-            avail = self.memory_available()
-            if avail is not None and c.memory_bytes > avail - self.memory_floor:
-                mb = 1024 * 1024
-                return (f"does not fit in memory: needs {c.memory_bytes // mb} MB, "
-                        f"{max(0, avail - self.memory_floor) // mb} MB free above the "
-                        f"{self.memory_floor // mb} MB floor")
-        blocked = self.health.blocked_reason(c.pname)
-        if blocked is not None:
-            return blocked
-        bad = unhealthy.get(c.pname)
-        if bad is not None:
-            return bad
+            return self._memory_drop(c)
         return None
 
     def _route(self, request: ChatRequest, exclude: frozenset[str], *, commit: bool) -> _Routed:
@@ -373,18 +429,19 @@ class Router:
         tokens = estimate_tokens(request)
         caps = frozenset(request.required_capabilities())
         hard_caps = caps - SOFT_CAPS
+        soft_caps = caps & SOFT_CAPS
         facts = RequestFacts(intent.privacy, intent.capability, intent.cost, caps, complexity, tokens,
                              request.caller)
 
-        # -- 2. rules
+        # -- 2. rules (one generated function; see rules.build_matcher)
         now_utc = self.now() if self._has_schedules else None
-        local: dict[str, dt.datetime] = {}
-        matching = [r for r in self.rules if r.matches(facts, now_utc, local)]
-        target_rule = next((r for r in matching if r.has_target), None)
+        matching = self._match(facts, now_utc, {})
         target_rules = [r for r in matching if r.has_target]
-        never_cloud_rule = next((f"rule {r.name!r}" for r in matching if r.never_cloud), None)
-        if never_cloud_rule is None and request.constraints.get("never_cloud"):
-            never_cloud_rule = "request constraint"
+        target_rule = target_rules[0] if target_rules else None
+        never_cloud = next((f"rule {r.name!r}" for r in matching if r.never_cloud), None)
+        constraints = request.constraints
+        if never_cloud is None and constraints.get("never_cloud"):
+            never_cloud = "request constraint"
         compress = request.compress_level
         if compress is None:
             compress = next((r.compress_level for r in matching if r.compress_level is not None), 0)
@@ -407,81 +464,103 @@ class Router:
             rule_target = _Target(th.tier, th.provider, th.model, f"rule {target_rule.name!r}")
             if target_rule.fallback:
                 fallback = _fallback_target(target_rule.fallback, self.registry.providers)
-            if th.tier is not None:
-                preferred = th.tier if th.tier in self._rank_maps else preferred
+            if th.tier is not None and th.tier in self._rank_maps:
+                preferred = th.tier
         ranks = self._rank_maps.get(preferred) or self._rank_maps["local"]
+        other_rank = ranks["cloud"]
 
-        # -- 4. filter
-        max_tier = request.constraints.get("max_tier")
+        # -- 4. filter, then score the survivors
+        max_tier = constraints.get("max_tier") if constraints else None
         max_idx = tier_index(max_tier) if isinstance(max_tier, str) else None
-        free_only = bool(request.constraints.get("free_only"))
-        allow_providers = request.constraints.get("providers")
-        providers = {c.pname: c.provider for c in self._chat}
-        penalties, unhealthy = self._provider_signals(providers)
+        free_only = bool(constraints.get("free_only")) if constraints else False
+        allow = constraints.get("providers") if constraints else None
+        penalties, unhealthy = self._provider_signals(self._providers)
         strict = intent.privacy == "strict"
         out_tokens = request.max_tokens or DEFAULT_OUTPUT_TOKENS
         need = tokens + (request.max_tokens or 0)
         health = self.health
-        viable: list[tuple[tuple[Any, ...], _Cand, float, CompiledRule | None]] = []
+        latency = strategy == "latency_optimized"
+        rrobin = strategy == "round_robin"
+        disabled = self._disabled_tiers
+        excl_models = exclude if exclude else None
+        viable: list[tuple[tuple[Any, ...], _Cand, float, CompiledRule | None, float]] = []
         dropped: list[tuple[_Cand, str]] = []
-        costs: dict[int, float] = {}
-        hpen: dict[str, float] = {}
-        for c in self._chat:
-            reason = self._common_drop(c, exclude, explicit, strict, never_cloud_rule, unhealthy)
-            if reason is None:
-                if max_idx is not None and c.tidx > max_idx:
+        accepts = self._accepts_for(target_rules) if target_rules else ()
+        for pname, group_cands in self._chat_groups:
+            pwhy = self._provider_drop(pname, exclude, unhealthy, allow)
+            if pwhy is not None:
+                for c in group_cands:
+                    dropped.append((c, pwhy))
+                continue
+            pen = health.penalty(pname) + penalties.get(pname, 0.0)
+            p50 = (health.p50(pname) or 0.0) if latency else 0.0
+            for c in group_cands:
+                reason = None
+                if excl_models is not None and c.full in excl_models:
+                    reason = "excluded (already tried)"
+                elif explicit is not None and not explicit.accepts(c):
+                    reason = explicit.label
+                elif disabled and c.tier in disabled:
+                    reason = f"tier {c.tier} disabled in settings"
+                elif c.cloud and (strict or never_cloud is not None):
+                    reason = "privacy strict: never cloud" if strict else f"never_cloud ({never_cloud})"
+                elif c.discovery_drop is not None:
+                    reason = c.discovery_drop
+                elif max_idx is not None and c.tidx > max_idx:
                     reason = f"above max_tier {max_tier} (request constraint)"
                 elif free_only and not c.free:
                     reason = "not free (request constraint free_only)"
-                elif allow_providers is not None and c.pname not in allow_providers:
-                    reason = "provider not allowed (request constraint)"
                 elif hard_caps and not hard_caps <= c.caps:
                     reason = "lacks capability: " + ", ".join(sorted(hard_caps - c.caps))
                 elif c.limit and need > c.limit:
                     reason = (f"context window {c.model.context_window} too small for ~{need} tokens "
                               f"(10% headroom)")
-            if reason is not None:
-                dropped.append((c, reason))
-                continue
-            credited = None
-            for r in target_rules:
-                th = r.then
-                if ((th.tier is None or th.tier == c.tier) and (th.provider is None or th.provider == c.pname)
-                        and (th.model is None or th.model == c.mid or th.model == c.full)):
-                    credited = r
-                    break
-            cm = c.cm * (credited.cost_multiplier if credited else 1.0)
-            hp = hpen.get(c.pname)
-            if hp is None:
-                hp = hpen[c.pname] = health.penalty(c.pname) + penalties.get(c.pname, 0.0)
-            score = (credited.priority if credited else 0) + c.prio - hp + (1.0 - cm) * 10.0
-            cost = (tokens * c.in_price + out_tokens * c.out_price) / 1e6 * cm
-            costs[id(c)] = cost
-            if explicit is not None:
-                group = 0
-            elif rule_target is not None and rule_target.accepts(c):
-                group = 0
-            elif fallback is not None and fallback.accepts(c):
-                group = 1
-            else:
-                group = 2 if rule_target is not None else 0
-            soft = 0 if not (caps & SOFT_CAPS) or (caps & SOFT_CAPS) <= c.caps else 1
-            if strategy == "latency_optimized":
-                tie: tuple[Any, ...] = (health.p50(c.pname) or 0.0, cost, c.pref, c.order)
-            elif strategy == "round_robin":
-                tie = (c.pref, c.order)
-            else:
-                tie = (cost, c.pref, c.order)
-            viable.append(((group, ranks.get(c.tier, ranks.get("cloud", 9)), -round(score, 6), soft) + tie,
-                           c, score, credited))
+                elif c.memory_bytes is not None:
+                    reason = self._memory_drop(c)
+                if reason is not None:
+                    dropped.append((c, reason))
+                    continue
+                credited = None
+                for r, acc in accepts:
+                    if c.full in acc:
+                        credited = r
+                        break
+                if credited is None:
+                    cm = c.cm
+                    score = c.prio - pen + (1.0 - cm) * 10.0
+                    group = 0 if explicit is not None or rule_target is None else 2
+                else:
+                    cm = c.cm * credited.cost_multiplier
+                    score = credited.priority + c.prio - pen + (1.0 - cm) * 10.0
+                    group = 0 if explicit is not None or credited is target_rule else 2
+                if group == 2 and fallback is not None and fallback.accepts(c):
+                    group = 1
+                cost = (tokens * c.in_price + out_tokens * c.out_price) * cm
+                soft = 1 if soft_caps and not soft_caps <= c.caps else 0
+                if latency:
+                    key: tuple[Any, ...] = (group, ranks.get(c.tier, other_rank), -score, soft, p50, cost,
+                                            c.pref, c.order)
+                elif rrobin:
+                    key = (group, ranks.get(c.tier, other_rank), -score, soft, c.pref, c.order)
+                else:
+                    key = (group, ranks.get(c.tier, other_rank), -score, soft, cost, c.pref, c.order)
+                viable.append((key, c, score, credited, cost / 1e6))
 
         # -- 5. order
         viable.sort(key=lambda v: v[0])
         if strategy == "round_robin" and len(viable) > 1:
             viable = self._rotate(viable, commit)
-        cands = [_score(c, score, credited.name if credited else None, None)
-                 for _, c, score, credited in viable]
-        cands += [_score(c, 0.0, None, r) for c, r in dropped]
+        cache = self._cs_cache
+        cs = self._candidate_score
+        cands = []
+        add = cands.append
+        for _, c, score, credited, _cost in viable:
+            rname = credited.name if credited is not None else None
+            o = cache.get((c.full, score, rname, None))
+            add(o if o is not None else cs(c, score, rname, None))
+        for c, r in dropped:
+            o = cache.get((c.full, 0.0, None, r))
+            add(o if o is not None else cs(c, 0.0, None, r))
         first = viable[0] if viable else None
         chosen = first[1] if first else None
         rule_name = first[3].name if first and first[3] else None
@@ -496,7 +575,19 @@ class Router:
             tier=chosen.tier if chosen else None, rule=rule_name, strategy=strategy, reason=reason,
             complexity=round(complexity, 4), signals=signals, estimated_tokens=tokens, candidates=cands,
             compress_level=int(compress or 0), decision_us=round((time.perf_counter() - t0) * 1e6, 1))
-        return _Routed(d, [v[1] for v in viable], costs)
+        return _Routed(d, [v[1] for v in viable], {id(v[1]): v[4] for v in viable})
+
+    def _candidate_score(self, c: _Cand, score: float, rule: str | None, dropped: str | None) -> CandidateScore:
+        """Candidates are values: identical ones are shared between decisions (and frozen)."""
+        key = (c.full, score, rule, dropped)
+        cs = self._cs_cache.get(key)
+        if cs is None:
+            if len(self._cs_cache) > 50_000:
+                self._cs_cache.clear()
+            cs = self._cs_cache[key] = _fast(FrozenCandidateScore, _CS_FIELDS, {
+                "provider": c.pname, "model": c.mid, "tier": c.tier, "score": round(score, 4), "rule": rule,
+                "dropped": dropped})
+        return cs
 
     def _rotate(self, viable: list[Any], commit: bool) -> list[Any]:
         """Round robin among the top class (same group, tier distance and score)."""
@@ -547,11 +638,6 @@ def _fast(cls: Any, fields: frozenset[str], values: dict[str, Any]) -> Any:
     _set(obj, "__pydantic_extra__", None)
     _set(obj, "__pydantic_private__", None)
     return obj
-
-
-def _score(c: _Cand, score: float, rule: str | None, dropped: str | None) -> CandidateScore:
-    return _fast(CandidateScore, _CS_FIELDS, {"provider": c.pname, "model": c.mid, "tier": c.tier,
-                                              "score": round(score, 4), "rule": rule, "dropped": dropped})
 
 
 def _decision(**values: Any) -> RoutingDecision:
