@@ -25,19 +25,16 @@ from legion_core.errors import NoProviderAvailable
 from legion_core.types import ChatRequest, ChatResponse, Message, new_id
 
 
-def _running(legion: Any) -> Any:
+async def _send(legion: Any, messages: list[Message], fields: dict[str, Any]) -> ChatResponse:
+    """Through this `legion`'s pipeline, or (None) through the process-wide Python API, which
+    runs its own loop: its pipeline must not be awaited from another loop directly."""
     if legion is None:
-        try:
-            from legion_core import api
+        from legion_core import api
 
-            legion = api.get_legion()
-        except (ImportError, AttributeError, RuntimeError) as e:
-            raise NoProviderAvailable(
-                "no running Legion: pass the `legion` an extension received in start(), "
-                "or call legion_core.start() first") from e
+        return await api.achat(messages=messages, **fields)
     if getattr(legion, "pipeline", None) is None:
         raise NoProviderAvailable("Legion is not started (no pipeline): await legion.start() first")
-    return legion
+    return await legion.pipeline.chat(ChatRequest(messages=messages, **fields))
 
 
 def _messages(prompt: str | Message | Sequence[Message | dict[str, Any]]) -> list[Message]:
@@ -57,9 +54,7 @@ async def llm_chat(legion: Any, prompt: str | Message | Sequence[Message | dict[
     :param prompt: a string, a message, or a list of messages.
     :returns: the `ChatResponse` (`.text`, `.tool_calls`, `.provider`, `.cost_usd`...).
     """
-    lg = _running(legion)
-    req = ChatRequest(messages=_messages(prompt), system=system, caller=caller, **request)
-    return await lg.pipeline.chat(req)
+    return await _send(legion, _messages(prompt), {"system": system, "caller": caller, **request})
 
 
 class LLMSession:
@@ -77,11 +72,10 @@ class LLMSession:
 
     async def say(self, text: str | Message, **request: Any) -> ChatResponse:
         """Add a user turn, get the answer, remember both."""
-        lg = _running(self.legion)
         turn = text if isinstance(text, Message) else Message(role="user", content=text)
-        req = ChatRequest(messages=[*self.messages, turn], system=self.system, caller=self.caller,
-                          session_id=self.session_id, **{**self.defaults, **request})
-        resp = await lg.pipeline.chat(req)
+        fields = {"system": self.system, "caller": self.caller, "session_id": self.session_id,
+                  **self.defaults, **request}
+        resp = await _send(self.legion, [*self.messages, turn], fields)
         self.messages.append(turn)
         self.messages.append(Message(role="assistant", content=list(resp.content) or resp.text))
         self.responses.append(resp)
