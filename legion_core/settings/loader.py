@@ -209,8 +209,26 @@ def settings_files(home: Path) -> list[Path]:
                   key=lambda p: p.name)
 
 
-def _env_layer(environ: typing.Mapping[str, str]) -> tuple[list[tuple[str, dict[str, Any]]],
-                                                           dict[Parts, str]]:
+def _env_key(key: str) -> str:
+    return re.sub(r"[^a-z0-9_]", "_", key.lower())
+
+
+def _match_segments(segs: list[str], below: dict[str, Any]) -> list[str]:
+    """Map env segments onto existing keys: `GPU_BOX` addresses `providers["gpu-box"]`,
+    `GPT_4_1` addresses `pricing["gpt-4.1"]` (a variable name cannot hold `-` or `.`)."""
+    out: list[str] = []
+    node: Any = below
+    for seg in segs:
+        key = seg
+        if isinstance(node, dict) and seg not in node:
+            key = next((k for k in node if isinstance(k, str) and _env_key(k) == seg), seg)
+        out.append(key)
+        node = node.get(key) if isinstance(node, dict) else None
+    return out
+
+
+def _env_layer(environ: typing.Mapping[str, str], below: dict[str, Any]
+               ) -> tuple[list[tuple[str, dict[str, Any]]], dict[Parts, str]]:
     """One layer per variable (sorted), and the raw strings (for the re-try as a string)."""
     layers: list[tuple[str, dict[str, Any]]] = []
     raw_strings: dict[Parts, str] = {}
@@ -223,6 +241,7 @@ def _env_layer(environ: typing.Mapping[str, str]) -> tuple[list[tuple[str, dict[
                                 "underscore only between keys)", file=f"env:{var}",
                                 expected="LEGION__SECTION__KEY=value, e.g. "
                                          "LEGION__LLM__ROUTING__STRATEGY=latency_optimized")
+        segs = _match_segments(segs, below)
         text = environ[var]
         try:
             value: Any = json.loads(text)
@@ -296,8 +315,9 @@ def load_settings(home: Path | str, *, override: Settings | dict[str, Any] | Non
         schemas = _plugin_schemas(plugins)
     files = settings_files(Path(home))
     layers += [(str(p), _read_file(p)) for p in files]
-    env_layers, env_strings = _env_layer(environ)
-    layers += env_layers
+    _merge_layers(raw, layers, prov)
+    env_layers, env_strings = _env_layer(environ, raw)
+    layers = env_layers
     if override is not None:
         doc = (override.model_dump(exclude_unset=True) if isinstance(override, BaseModel)
                else override)
@@ -305,9 +325,7 @@ def load_settings(home: Path | str, *, override: Settings | dict[str, Any] | Non
             raise SettingsError("override must be a Settings object or a dict", file=OVERRIDE,
                                 got=type(doc).__name__, expected="Settings or dict")
         layers.append((OVERRIDE, doc))
-    for rank, (source, doc) in enumerate(layers, start=1):
-        prov.rank[source] = rank
-        _merge(raw, _normalize(doc), source, prov)
+    _merge_layers(raw, layers, prov)
 
     _remember_literal_secrets(raw)
     _check_sections(raw, prov, schemas)
@@ -319,6 +337,13 @@ def load_settings(home: Path | str, *, override: Settings | dict[str, Any] | Non
     provenance = _complete(settings, raw, prov)
     return LoadedSettings(settings=settings, provenance=provenance, files=files, raw=raw,
                           sections=sections)
+
+
+def _merge_layers(raw: dict[str, Any], layers: list[tuple[str, dict[str, Any]]],
+                  prov: _Provenance) -> None:
+    for source, doc in layers:
+        prov.rank[source] = len(prov.rank) + 1
+        _merge(raw, _normalize(doc), source, prov)
 
 
 def _remember_literal_secrets(raw: dict[str, Any]) -> None:

@@ -139,3 +139,16 @@ def test_key_paths_round_trip():
                   ("budget",), ("a", "we\"ird key", 3)]:
         assert parse_path(path_str(parts)) == parts
     assert path_str(("llm", "pricing", "gpt-4.1", "input")) == 'llm.pricing["gpt-4.1"].input'
+
+
+def test_env_segments_find_keys_a_variable_name_cannot_spell(home, write, monkeypatch):
+    write("10.json", {"llm": {"providers": {"gpu-box": {"type": "vllm", "tier": "fleet"}},
+                              "pricing": {"gpt-4.1": {"input": 2.0}}}})
+    monkeypatch.setenv("LEGION__LLM__PROVIDERS__GPU_BOX__TIER", "local")
+    monkeypatch.setenv("LEGION__LLM__PRICING__GPT_4_1__OUTPUT", "8")
+    loaded = load_settings(home)
+    llm = loaded.settings.llm
+    assert list(llm.providers) == ["gpu-box"]
+    assert llm.providers["gpu-box"].tier == "local"
+    assert (llm.pricing["gpt-4.1"].input, llm.pricing["gpt-4.1"].output) == (2.0, 8.0)
+    assert loaded.provenance['llm.pricing["gpt-4.1"].output'] == "env:LEGION__LLM__PRICING__GPT_4_1__OUTPUT"
