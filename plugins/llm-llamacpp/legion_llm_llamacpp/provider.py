@@ -274,7 +274,9 @@ class LlamaCppProvider(Provider):
         try:
             async for kind, value in self.engine.stream(kw):
                 if kind == "end":
-                    in_tokens = max(0, value - out_tokens)
+                    # `value` is what the context holds: the prompt plus every generated token
+                    # that was fed back, i.e. all but the last one when the cap was hit.
+                    in_tokens = max(0, value - out_tokens + (1 if finish == "length" else 0))
                     yield UsageChunk(usage=Usage(input_tokens=in_tokens, output_tokens=out_tokens,
                                                  estimated=True))
                     stop = _FINISH.get(finish, "end_turn")
