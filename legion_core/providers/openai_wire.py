@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 import httpx
 import orjson
+from httpx_aiohttp import AiohttpTransport
 
 from legion_core.errors import (
     ContentPolicy,
@@ -33,7 +34,7 @@ from legion_core.errors import (
 )
 from legion_core.log import scrub
 from legion_core.providers.base import Provider
-from legion_core.providers.http import make_client, retry_after_seconds, transport_error
+from legion_core.providers.http import retry_after_seconds, timeouts_for, transport_error
 from legion_core.types import (
     ChatRequest,
     ChatResponse,
@@ -459,6 +460,9 @@ class OpenAIWireProvider(Provider):
                                      provider=name)
         self._http: httpx.AsyncClient | None = None
         self._http_loop: asyncio.AbstractEventLoop | None = None
+        self._transport: AiohttpTransport
+        self._timeout_ext: dict[str, Any] = {}
+        self._post_headers: dict[str, str] = {}
 
     # ---------------------------------------------------------------- plumbing
     @property
@@ -477,12 +481,37 @@ class OpenAIWireProvider(Provider):
     @property
     def client(self) -> httpx.AsyncClient:
         """One pooled client per provider instance, created lazily inside the running loop
-        (and again if the loop changed: a pool is bound to the loop that opened it)."""
+        (and again if the loop changed: a pool is bound to the loop that opened it).
+
+        The same pool as `providers.http.make_client` (httpx over the aiohttp transport); the
+        request hot path (`send`) hands requests to that transport directly, skipping the
+        client's URL merging, cookie jar and redirect/auth machinery, which cost about as much
+        CPU as the whole aiohttp exchange (see bench/provider_overhead.py).
+        """
         loop = asyncio.get_running_loop()
         if self._http is None or self._http.is_closed or self._http_loop is not loop:
-            self._http = make_client(self.settings, base_url=self.base_url, headers=self.headers())
+            s = self.settings
+            limits = httpx.Limits(max_connections=s.max_connections,
+                                  max_keepalive_connections=s.max_connections, keepalive_expiry=30)
+            self._transport = AiohttpTransport(limits=limits, trust_env=False)
+            timeout = timeouts_for(s)
+            self._http = httpx.AsyncClient(base_url=self.base_url or "", headers=self.headers(),
+                                           transport=self._transport, timeout=timeout)
+            self._timeout_ext = timeout.as_dict()
+            self._post_headers = {**self.headers(), "Accept": "*/*"}
             self._http_loop = loop
         return self._http
+
+    async def send(self, path: str, body: bytes, *, accept: str = "application/json") -> httpx.Response:
+        """POST `body` to `base_url + path` through the pooled transport; the caller reads and
+        closes the (streaming) response. Raises httpx errors (map them with `transport_error`)."""
+        self.client  # noqa: B018 - make sure the pool exists in this loop
+        headers = dict(self._post_headers, Accept=accept)
+        request = httpx.Request("POST", f"{self.base_url}{path}", headers=headers, content=body,
+                                extensions={"timeout": self._timeout_ext})
+        response = await self._transport.handle_async_request(request)
+        response.request = request
+        return response
 
     async def aclose(self) -> None:
         if self._http is not None:
@@ -511,7 +540,11 @@ class OpenAIWireProvider(Provider):
 
     async def post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         try:
-            resp = await self.client.post(path, content=orjson.dumps(body))
+            resp = await self.send(path, orjson.dumps(body))
+            try:
+                await resp.aread()
+            finally:
+                await resp.aclose()
         except httpx.HTTPError as e:
             raise transport_error(e, self.name) from None
         if resp.status_code >= 400:
@@ -538,8 +571,8 @@ class OpenAIWireProvider(Provider):
         body = orjson.dumps(self.chat_body(request, model, stream=True))
         asm = StreamAssembler(self.name, request)
         try:
-            async with self.client.stream("POST", "/chat/completions", content=body,
-                                          headers={"Accept": "text/event-stream"}) as resp:
+            resp = await self.send("/chat/completions", body, accept="text/event-stream")
+            try:
                 if resp.status_code >= 400:
                     await resp.aread()
                     raise error_from_response(resp, self.name)
@@ -548,6 +581,8 @@ class OpenAIWireProvider(Provider):
                         break
                     for chunk in asm.feed(event):
                         yield chunk
+            finally:
+                await resp.aclose()
             for chunk in asm.finish():
                 yield chunk
         except StreamInterrupted:
