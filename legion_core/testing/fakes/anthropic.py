@@ -111,8 +111,11 @@ class FakeAnthropic(FakeServer):
     """`with FakeAnthropic(api_key="sk-ant-test") as fake:`; point a client at `fake.url`."""
 
     def __init__(self, api_key: str | None = "sk-ant-test", *, context_window: int = 200_000,
-                 models: list[dict[str, Any]] | None = None, **kw: Any) -> None:
+                 models: list[dict[str, Any]] | None = None, fixed_reply: bool = False, **kw: Any) -> None:
         super().__init__(**kw)
+        #: Benchmark mode: no validation or bookkeeping, pre-encoded answers (calls still counted).
+        self.fixed_reply = fixed_reply
+        self._fixed: dict[bool, bytes] = {}
         self.api_key = api_key
         self.context_window = context_window
         self.models = models if models is not None else list(DEFAULT_MODELS)
@@ -361,6 +364,8 @@ class FakeAnthropic(FakeServer):
         return blocks, stop
 
     async def _messages(self, request: web.Request) -> web.StreamResponse:
+        if self.fixed_reply:
+            return await self._messages_fixed(request)
         body, bad = await self._read_json(request)
         self.record("messages", request, body)
         fault = self.take_fault()
@@ -391,26 +396,20 @@ class FakeAnthropic(FakeServer):
             })
         return await self._stream(request, body, blocks, stop, msg_id, in_tok, out_tok, fault)
 
-    async def _stream(self, request: web.Request, body: dict[str, Any], blocks: list[dict[str, Any]],
-                      stop: str, msg_id: str, in_tok: int, out_tok: int,
-                      fault: Fault | None) -> web.StreamResponse:
-        resp = web.StreamResponse(status=200, headers={"content-type": "text/event-stream; charset=utf-8",
-                                                       "cache-control": "no-cache",
-                                                       "request-id": f"req_{uuid.uuid4().hex[:24]}"})
-        await resp.prepare(request)
-        drop_after = fault.drop_after_chunks if fault is not None else None
-        deltas_sent = 0
+    def _frames(self, body: dict[str, Any], blocks: list[dict[str, Any]], stop: str, msg_id: str,
+                in_tok: int, out_tok: int) -> list[tuple[str, bytes]]:
+        """Every SSE frame of one answer, tagged "delta" (a content delta), "end" (from
+        `message_delta` on) or "other"."""
+        def frame(event: str, data: dict[str, Any]) -> bytes:
+            return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
 
-        async def send(event: str, data: dict[str, Any]) -> None:
-            await resp.write(f"event: {event}\ndata: {json.dumps(data)}\n\n".encode())
-
-        await send("message_start", {"type": "message_start", "message": {
+        out: list[tuple[str, bytes]] = [("other", frame("message_start", {"type": "message_start", "message": {
             "id": msg_id, "type": "message", "role": "assistant", "model": body["model"], "content": [],
             "stop_reason": None, "stop_sequence": None,
             "usage": {"input_tokens": in_tok, "output_tokens": 1, "cache_creation_input_tokens": 0,
-                      "cache_read_input_tokens": 0}}})
+                      "cache_read_input_tokens": 0}}}))]
         if self.ping:
-            await send("ping", {"type": "ping"})
+            out.append(("other", frame("ping", {"type": "ping"})))
         for idx, block in enumerate(blocks):
             start = dict(block)
             pieces: list[dict[str, Any]] = []
@@ -431,31 +430,62 @@ class FakeAnthropic(FakeServer):
                 cut = max(1, len(raw) // 3)
                 parts = [raw[:cut], raw[cut:2 * cut], raw[2 * cut:]] if raw != "{}" else [""]
                 pieces = [{"type": "input_json_delta", "partial_json": p} for p in parts]
-            await send("content_block_start", {"type": "content_block_start", "index": idx,
-                                               "content_block": start})
-            for piece in pieces:
-                if drop_after is not None and deltas_sent >= drop_after:
-                    await self._drop(request)
-                    return resp
-                await send("content_block_delta", {"type": "content_block_delta", "index": idx,
-                                                   "delta": piece})
+            out.append(("other", frame("content_block_start", {"type": "content_block_start", "index": idx,
+                                                               "content_block": start})))
+            out.extend(("delta", frame("content_block_delta", {"type": "content_block_delta", "index": idx,
+                                                               "delta": piece})) for piece in pieces)
+            out.append(("other", frame("content_block_stop", {"type": "content_block_stop", "index": idx})))
+        out.append(("end", frame("message_delta", {"type": "message_delta",
+                                                   "delta": {"stop_reason": stop, "stop_sequence": None},
+                                                   "usage": {"output_tokens": out_tok}})))
+        out.append(("end", frame("message_stop", {"type": "message_stop"})))
+        return out
+
+    async def _stream(self, request: web.Request, body: dict[str, Any], blocks: list[dict[str, Any]],
+                      stop: str, msg_id: str, in_tok: int, out_tok: int,
+                      fault: Fault | None) -> web.StreamResponse:
+        resp = web.StreamResponse(status=200, headers={"content-type": "text/event-stream; charset=utf-8",
+                                                       "cache-control": "no-cache",
+                                                       "request-id": f"req_{uuid.uuid4().hex[:24]}"})
+        await resp.prepare(request)
+        drop_after = fault.drop_after_chunks if fault is not None else None
+        deltas_sent = 0
+        for kind, data in self._frames(body, blocks, stop, msg_id, in_tok, out_tok):
+            # a drop comes before the Nth delta, or (fewer deltas than asked) before the end
+            if drop_after is not None and (kind == "end" or (kind == "delta" and deltas_sent >= drop_after)):
+                await self._drop(request)
+                return resp
+            await resp.write(data)
+            if kind == "delta":
                 deltas_sent += 1
                 if self._stream_error is not None:
                     etype, emsg = self._stream_error
                     self._stream_error = None
-                    await send("error", {"type": "error", "error": {"type": etype, "message": emsg}})
+                    await resp.write(f"event: error\ndata: {json.dumps({'type': 'error', 'error': {'type': etype, 'message': emsg}})}\n\n".encode())
                     await resp.write_eof()
                     return resp
-            await send("content_block_stop", {"type": "content_block_stop", "index": idx})
-        if drop_after is not None:  # fewer deltas than asked for: still never finish cleanly
-            await self._drop(request)
-            return resp
-        await send("message_delta", {"type": "message_delta",
-                                     "delta": {"stop_reason": stop, "stop_sequence": None},
-                                     "usage": {"output_tokens": out_tok}})
-        await send("message_stop", {"type": "message_stop"})
         await resp.write_eof()
         return resp
+
+    async def _messages_fixed(self, request: web.Request) -> web.StreamResponse:
+        """Benchmark mode: read the body, answer with pre-encoded bytes, count the call."""
+        raw = await request.read()
+        self.calls["messages"] += 1
+        stream = b'"stream":true' in raw or b'"stream": true' in raw
+        if stream not in self._fixed:
+            body = {"model": "claude-sonnet-4-6", "max_tokens": 64,
+                    "messages": [{"role": "user", "content": "hi"}]}
+            blocks, stop = self._plan(body)
+            if stream:
+                self._fixed[stream] = b"".join(f for _, f in self._frames(body, blocks, stop, "msg_fixed",
+                                                                          *self.usage))
+            else:
+                self._fixed[stream] = json.dumps({
+                    "id": "msg_fixed", "type": "message", "role": "assistant", "model": body["model"],
+                    "content": blocks, "stop_reason": stop, "stop_sequence": None,
+                    "usage": {"input_tokens": self.usage[0], "output_tokens": self.usage[1]}}).encode()
+        ctype = "text/event-stream" if stream else "application/json"
+        return web.Response(body=self._fixed[stream], content_type=ctype)
 
     @staticmethod
     async def _drop(request: web.Request) -> None:

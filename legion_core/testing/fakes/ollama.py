@@ -118,8 +118,11 @@ class FakeOllama(FakeServer):
     """`with FakeOllama() as fake:`; `fake.models` (pulled), `fake.loaded` (for `/api/ps`)."""
 
     def __init__(self, *, models: dict[str, FakeModel] | None = None, api_key: str | None = None,
-                 **kw: Any) -> None:
+                 fixed_reply: bool = False, **kw: Any) -> None:
         super().__init__(**kw)
+        #: Benchmark mode: no validation or bookkeeping, pre-encoded answers (calls still counted).
+        self.fixed_reply = fixed_reply
+        self._fixed: dict[bool, bytes] = {}
         self.models: dict[str, FakeModel] = models if models is not None else default_models()
         self.loaded: set[str] = set()
         #: When set, requests must carry `Authorization: Bearer <api_key>` (ollama.com, proxies).
@@ -345,6 +348,8 @@ class FakeOllama(FakeServer):
         return thinking, content, [], reason
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
+        if self.fixed_reply:
+            return await self._chat_fixed(request)
         body, fault, bad = await self._prologue(request, "chat")
         if isinstance(body, dict):
             self.chat_bodies.append(body)
@@ -378,13 +383,10 @@ class FakeOllama(FakeServer):
             return web.json_response({"model": m.name, "created_at": _now(), "message": msg, **final})
         return await self._stream_chat(request, m, thinking, content, calls, final, fault)
 
-    async def _stream_chat(self, request: web.Request, m: FakeModel, thinking: str, content: str,
-                           calls: list[dict[str, Any]], final: dict[str, Any],
-                           fault: Fault | None) -> web.StreamResponse:
-        resp = web.StreamResponse(status=200, headers={"Content-Type": "application/x-ndjson"})
-        await resp.prepare(request)
-        drop_after = fault.drop_after_chunks if fault is not None else None
-
+    @staticmethod
+    def _stream_objects(m: FakeModel, thinking: str, content: str, calls: list[dict[str, Any]],
+                        final: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """The `done: false` objects of one streamed answer, and the final `done: true` one."""
         def piece(**message: Any) -> dict[str, Any]:
             return {"model": m.name, "created_at": _now(), "message": {"role": "assistant", **message},
                     "done": False}
@@ -398,6 +400,34 @@ class FakeOllama(FakeServer):
             chunks.append(piece(content="", tool_calls=calls))
         last = {"model": m.name, "created_at": _now(), "message": {"role": "assistant", "content": ""},
                 **final}
+        return chunks, last
+
+    async def _chat_fixed(self, request: web.Request) -> web.StreamResponse:
+        """Benchmark mode: read the body, answer with pre-encoded bytes, count the call."""
+        raw = await request.read()
+        self.calls["chat"] += 1
+        stream = not (b'"stream":false' in raw or b'"stream": false' in raw)  # Ollama streams by default
+        if stream not in self._fixed:
+            m = next(iter(self.models.values()))
+            final = {"done": True, "done_reason": "stop", "total_duration": 1, "load_duration": 1,
+                     "prompt_eval_count": self.usage[0], "prompt_eval_duration": 1,
+                     "eval_count": self.usage[1], "eval_duration": 1}
+            if stream:
+                chunks, last = self._stream_objects(m, "", self.reply_text, [], final)
+                self._fixed[stream] = b"".join(json.dumps(o).encode() + b"\n" for o in [*chunks, last])
+            else:
+                self._fixed[stream] = json.dumps({"model": m.name, "created_at": _now(), "message": {
+                    "role": "assistant", "content": self.reply_text}, **final}).encode()
+        ctype = "application/x-ndjson" if stream else "application/json"
+        return web.Response(body=self._fixed[stream], content_type=ctype)
+
+    async def _stream_chat(self, request: web.Request, m: FakeModel, thinking: str, content: str,
+                           calls: list[dict[str, Any]], final: dict[str, Any],
+                           fault: Fault | None) -> web.StreamResponse:
+        resp = web.StreamResponse(status=200, headers={"Content-Type": "application/x-ndjson"})
+        await resp.prepare(request)
+        drop_after = fault.drop_after_chunks if fault is not None else None
+        chunks, last = self._stream_objects(m, thinking, content, calls, final)
         err, self.stream_error = self.stream_error, None
         for n, obj in enumerate(chunks):
             if drop_after is not None and n >= drop_after:

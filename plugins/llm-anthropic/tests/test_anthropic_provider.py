@@ -377,3 +377,17 @@ async def test_real_sdk_against_the_fake(fake: FakeAnthropic) -> None:
 async def test_stream_usage_and_done_come_last(provider: AnthropicProvider) -> None:
     res = await collect_stream(provider.stream(text_request("hi"), MODEL))
     assert isinstance(res.chunks[-1], DoneChunk) and isinstance(res.chunks[-2], UsageChunk)
+
+
+async def test_fixed_reply_mode_for_benchmarks(legion_fake_factory: Any) -> None:
+    fake = legion_fake_factory(FakeAnthropic, api_key=KEY, fixed_reply=True)
+    p = AnthropicProvider("claude", ProviderSettings(base_url=fake.url, api_key=KEY))
+    try:
+        resp = await p.chat(text_request("hi"), MODEL)
+        res = await collect_stream(p.stream(text_request("hi"), MODEL))
+        assert resp.text == res.text == fake.reply_text and res.error is None
+        assert (resp.usage.input_tokens, resp.usage.output_tokens) == tuple(fake.usage) == \
+            (res.usage.input_tokens, res.usage.output_tokens)
+        assert fake.calls["messages"] == 2 and not fake.chat_bodies  # no bookkeeping in this mode
+    finally:
+        await p.aclose()

@@ -340,3 +340,18 @@ async def test_kernel_timeouts_apply_under_the_providers_own(fake: FakeOllama) -
     finally:
         await own.aclose()
         await plain.aclose()
+
+
+async def test_fixed_reply_mode_for_benchmarks(legion_fake_factory: Any) -> None:
+    fake = legion_fake_factory(FakeOllama, fixed_reply=True)
+    p = OllamaProvider("ollama", ProviderSettings(base_url=fake.url))
+    try:
+        resp = await p.chat(text_request("hi"), MODEL)
+        res = await collect_stream(p.stream(text_request("hi"), MODEL))
+        assert resp.text == res.text == fake.reply_text and res.error is None
+        assert res.usage is not None
+        assert (resp.usage.input_tokens, resp.usage.output_tokens) == tuple(fake.usage) == \
+            (res.usage.input_tokens, res.usage.output_tokens)
+        assert fake.calls["chat"] == 2 and not fake.chat_bodies
+    finally:
+        await p.aclose()
