@@ -445,3 +445,31 @@ def test_catalog_changes_are_seen(make_router):
     assert b.router.decide(text_request(SIMPLE)).model == "tiny"
     b.registry.set_discovered("local", [ModelInfo(id="qwen", available=True)])
     assert b.router.decide(text_request(SIMPLE)).model == "qwen"
+
+
+# ---------------------------------------------------------------- values and safety
+def test_candidates_are_frozen_values_equal_to_plain_ones(make_router):
+    from legion_core.types import CandidateScore
+
+    r = make_router(ALL_TIERS).router
+    c = r.decide(text_request(SIMPLE)).candidates[0]
+    assert c == CandidateScore(provider="local", model="tiny", tier="local")
+    assert CandidateScore(provider="local", model="tiny", tier="local") == c
+    with pytest.raises(Exception, match="frozen"):
+        c.dropped = "x"
+    assert c.model_copy(update={"dropped": "x"}).dropped == "x"
+    assert r.decide(text_request(SIMPLE)).model_dump()["candidates"][0]["provider"] == "local"
+
+
+def test_rule_values_cannot_inject_code(make_router):
+    evil = "x') or __import__('os').system('false') or ('"
+    rules = [{"name": "evil", "when": {"caller": evil}, "then": {"provider": "fleet"}}]
+    r = make_router(ALL_TIERS, routing={"rules": rules}).router
+    assert r.decide(text_request(SIMPLE, caller="someone")).rule is None
+    assert r.decide(text_request(SIMPLE, caller=evil)).rule == "evil"
+
+
+def test_unknown_tier_counts_as_cloud_for_privacy(make_router):
+    b = make_router({"odd": {"type": "ollama", "tier": "edge"}})
+    d = b.router.explain(text_request(SIMPLE, intent=Intent(privacy="strict")))
+    assert d.provider is None and d.candidates[0].dropped == "privacy strict: never cloud"
