@@ -28,6 +28,7 @@ from legion_core.errors import (
     ContextOverflow,
     ProviderBadRequest,
     ProviderError,
+    ProviderTimeout,
     ProviderUnavailable,
     StreamInterrupted,
     error_for_status,
@@ -502,11 +503,17 @@ class OpenAIWireProvider(Provider):
             self._http_loop = loop
         return self._http
 
-    async def send(self, path: str, body: bytes, *, accept: str = "application/json") -> httpx.Response:
+    async def send(self, path: str, body: bytes, *, accept: str = "application/json",
+                   token: str | None = None) -> httpx.Response:
         """POST `body` to `base_url + path` through the pooled transport; the caller reads and
-        closes the (streaming) response. Raises httpx errors (map them with `transport_error`)."""
+        closes the (streaming) response. Raises httpx errors (map them with `transport_error`).
+
+        `token` (the gateway's pass-through credential) replaces the configured key for this call.
+        """
         self.client  # noqa: B018 - make sure the pool exists in this loop
         headers = dict(self._post_headers, Accept=accept)
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         request = httpx.Request("POST", f"{self.base_url}{path}", headers=headers, content=body,
                                 extensions={"timeout": self._timeout_ext})
         response = await self._transport.handle_async_request(request)
@@ -538,9 +545,9 @@ class OpenAIWireProvider(Provider):
         body.update(self.extra_body(request, model))
         return body
 
-    async def post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def post_json(self, path: str, body: dict[str, Any], *, token: str | None = None) -> dict[str, Any]:
         try:
-            resp = await self.send(path, orjson.dumps(body))
+            resp = await self.send(path, orjson.dumps(body), token=token)
             try:
                 await resp.aread()
             finally:
@@ -561,7 +568,18 @@ class OpenAIWireProvider(Provider):
     # ---------------------------------------------------------------- operations
     async def chat(self, request: ChatRequest, model: str) -> ChatResponse:
         t0 = time.perf_counter()
-        data = await self.post_json("/chat/completions", self.chat_body(request, model, stream=False))
+        call = self.post_json("/chat/completions", self.chat_body(request, model, stream=False),
+                              token=request.pass_through_token)
+        total = self.settings.timeout_total
+        if total is None:
+            data = await call
+        else:
+            try:
+                async with asyncio.timeout(total):
+                    data = await call
+            except TimeoutError:
+                raise ProviderTimeout(f"{self.name}: no complete answer within timeout_total={total:g}s",
+                                      provider=self.name) from None
         resp = parse_completion(data, provider=self.name, tier=self.tier, model=model, request=request)
         resp.request_id = request.request_id
         resp.latency_ms = (time.perf_counter() - t0) * 1000
@@ -571,7 +589,8 @@ class OpenAIWireProvider(Provider):
         body = orjson.dumps(self.chat_body(request, model, stream=True))
         asm = StreamAssembler(self.name, request)
         try:
-            resp = await self.send("/chat/completions", body, accept="text/event-stream")
+            resp = await self.send("/chat/completions", body, accept="text/event-stream",
+                                   token=request.pass_through_token)
             try:
                 if resp.status_code >= 400:
                     await resp.aread()

@@ -110,3 +110,33 @@ async def test_works_with_the_real_openai_sdk_shapes(provider: OpenAIProvider) -
     answers = await asyncio.gather(*(provider.chat(req(), "gpt-4o-mini") for _ in range(20)))
     assert {a.text for a in answers} == {"Wednesday comes after Tuesday."}
     assert provider.client is provider.client
+
+
+async def test_pass_through_token_replaces_the_configured_key(legion_fake_factory: Any) -> None:
+    fake = legion_fake_factory(FakeOpenAI, api_key="sk-callers-own-key")
+    p = OpenAIProvider("openai", ProviderSettings(base_url=fake.url + "/v1", api_key="sk-legions-key"))
+    try:
+        with pytest.raises(ProviderAuthError):
+            await p.chat(req(), "gpt-4o-mini")
+        forwarded = req()
+        forwarded.pass_through_token = "sk-callers-own-key"
+        assert (await p.chat(forwarded, "gpt-4o-mini")).text == fake.reply_text
+        from legion_core.testing.conformance import collect_stream
+
+        res = await collect_stream(p.stream(forwarded, "gpt-4o-mini"))
+        assert res.error is None and res.text == fake.reply_text
+    finally:
+        await p.aclose()
+
+
+async def test_timeout_total_caps_a_whole_chat(legion_fake_openai: FakeOpenAI) -> None:
+    from legion_core.errors import ProviderTimeout
+
+    p = OpenAIProvider("openai", ProviderSettings(base_url=legion_fake_openai.url + "/v1", api_key=KEY,
+                                                  timeout_total=0.2))
+    legion_fake_openai.fail_with("timeout")  # stalls 2 s; the read timeout (120 s) would not fire
+    try:
+        with pytest.raises(ProviderTimeout, match="timeout_total"):
+            await p.chat(req(), "gpt-4o-mini")
+    finally:
+        await p.aclose()
