@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import json
 import os
 import re
@@ -71,6 +72,7 @@ class LoadedSettings:
 
 
 # ------------------------------------------------------------------ paths
+@functools.lru_cache(maxsize=8192)
 def path_str(parts: Parts) -> str:
     """``("llm", "routing", "rules", 0, "priority")`` -> ``llm.routing.rules[0].priority``.
 
@@ -109,16 +111,22 @@ def parse_path(text: str) -> Parts:
     return tuple(parts)
 
 
-def leaves(obj: Any, parts: Parts = ()) -> typing.Iterator[tuple[Parts, Any]]:
+def leaves(obj: Any, parts: Parts = ()) -> list[tuple[Parts, Any]]:
     """Flatten to (parts, value): scalars, empty containers and arrays of scalars are leaves."""
+    out: list[tuple[Parts, Any]] = []
+    _leaves(obj, parts, out)
+    return out
+
+
+def _leaves(obj: Any, parts: Parts, out: list[tuple[Parts, Any]]) -> None:
     if isinstance(obj, dict) and obj:
         for k, v in obj.items():
-            yield from leaves(v, parts + (k,))
+            _leaves(v, parts + (k,), out)
     elif isinstance(obj, list | tuple) and obj and any(isinstance(v, dict | list | tuple) for v in obj):
         for i, v in enumerate(obj):
-            yield from leaves(v, parts + (i,))
+            _leaves(v, parts + (i,), out)
     else:
-        yield parts, (list(obj) if isinstance(obj, tuple) else obj)
+        out.append((parts, list(obj) if isinstance(obj, tuple) else obj))
 
 
 # ------------------------------------------------------------------ provenance
@@ -391,7 +399,7 @@ def _typo_distance(a: str, b: str) -> int:
 
 def _validate(model: type[BaseModel], data: Any, prov: _Provenance, env_strings: dict[Parts, str],
               base: Parts = ()) -> Any:
-    data = copy.deepcopy(data)
+    copied = False
     for _ in range(20):
         try:
             return model.model_validate(data)
@@ -402,6 +410,8 @@ def _validate(model: type[BaseModel], data: Any, prov: _Provenance, env_strings:
                 parts = _clean_loc(tuple(err["loc"]), data, err["type"])
                 full = base + parts
                 if full in env_strings and prov.source_for(full).startswith("env:"):
+                    if not copied:
+                        data, copied = copy.deepcopy(data), True
                     _set(data, parts, env_strings.pop(full))
                     retried = True
             if not retried:
