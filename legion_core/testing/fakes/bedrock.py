@@ -42,7 +42,7 @@ from typing import Any
 
 from aiohttp import web
 
-from legion_core.testing.fakes.base import Fault, FakeServer, drop_connection
+from legion_core.testing.fakes.base import FakeServer, Fault, drop_connection
 from legion_core.testing.fault_kinds import (
     DEFAULT_TOOL_ARGUMENTS,
     DEFAULT_USAGE,

@@ -41,7 +41,6 @@ from legion_core.types import (
     Usage,
     UsageChunk,
 )
-
 from legion_llm_bedrock import catalog
 from legion_llm_bedrock.auth import AwsAuth
 from legion_llm_bedrock.convert import REFUSALS, STOP_REASONS, from_converse, to_converse
@@ -99,12 +98,16 @@ class BedrockProvider(Provider):
         does not keep the provider from being auto-enabled.
         """
         region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or DEFAULT_REGION
+        s: dict[str, Any] = {"type": cls.kind}
         if os.environ.get("AWS_BEARER_TOKEN_BEDROCK"):
-            return ProviderSettings(type=cls.kind, bearer_token="env://AWS_BEARER_TOKEN_BEDROCK", region=region)
-        s: dict[str, Any] = {"api_key": "env://AWS_ACCESS_KEY_ID", "secret_key": "env://AWS_SECRET_ACCESS_KEY"}
-        if os.environ.get("AWS_SESSION_TOKEN"):
-            s["session_token"] = "env://AWS_SESSION_TOKEN"
-        return ProviderSettings(type=cls.kind, region=region, **s)
+            s["bearer_token"] = "env://AWS_BEARER_TOKEN_BEDROCK"
+        else:
+            s["api_key"] = "env://AWS_ACCESS_KEY_ID"
+            s["secret_key"] = "env://AWS_SECRET_ACCESS_KEY"
+            if os.environ.get("AWS_SESSION_TOKEN"):
+                s["session_token"] = "env://AWS_SESSION_TOKEN"
+        s["region"] = region
+        return ProviderSettings.model_validate(s)
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "region": self.region, "auth": self.auth.mode}

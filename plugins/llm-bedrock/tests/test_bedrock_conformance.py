@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from legion_llm_bedrock.provider import BedrockProvider
 
 from legion_core.settings.models import ProviderSettings
 from legion_core.testing.conformance import ProviderConformance
 from legion_core.testing.fakes.bedrock import TEST_ACCESS_KEY, TEST_SECRET_KEY, FakeBedrock
-from legion_llm_bedrock.provider import BedrockProvider
 
 MODEL = "us.anthropic.claude-sonnet-4-6-v1"
 

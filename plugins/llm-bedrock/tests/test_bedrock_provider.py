@@ -7,6 +7,9 @@ import json
 
 import httpx
 import pytest
+from legion_llm_bedrock.auth import AwsAuth
+from legion_llm_bedrock.eventstream import EventStreamDecoder
+from legion_llm_bedrock.provider import BedrockProvider, _StreamState
 
 from legion_core.errors import (
     ContentPolicy,
@@ -41,9 +44,6 @@ from legion_core.types import (
     ToolUseBlock,
     text_request,
 )
-from legion_llm_bedrock.auth import AwsAuth
-from legion_llm_bedrock.eventstream import EventStreamDecoder
-from legion_llm_bedrock.provider import BedrockProvider, _StreamState
 
 MODEL = "us.anthropic.claude-sonnet-4-6-v1"
 

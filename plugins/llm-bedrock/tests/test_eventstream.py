@@ -13,14 +13,14 @@ import zlib
 
 import pytest
 from botocore.eventstream import EventStreamBuffer
-
-from legion_core.testing.fakes.bedrock import event_frame, exception_frame, frame
 from legion_llm_bedrock.eventstream import (
     EventStreamDecoder,
     EventStreamError,
     decode_message,
     encode_message,
 )
+
+from legion_core.testing.fakes.bedrock import event_frame, exception_frame, frame
 
 # AWS's published vectors (also in botocore's test-suite): an empty message, and a payload
 # without headers.

@@ -40,7 +40,6 @@ from legion_core.types import (
     Usage,
     UsageChunk,
 )
-
 from legion_llm_llamacpp.engine import EngineConfig, LlamaEngine, ModelLoadError
 from legion_llm_llamacpp.model_files import default_model_path, model_id_for
 

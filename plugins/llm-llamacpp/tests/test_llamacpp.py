@@ -12,6 +12,8 @@ import math
 
 import importlib_metadata
 import pytest
+from legion_llm_llamacpp.model_files import DEFAULT_MODEL_ID, default_model_path
+from legion_llm_llamacpp.provider import LlamaCppProvider
 
 from legion_core.errors import ContextOverflow, ProviderBadRequest, ProviderUnavailable
 from legion_core.settings.models import ProviderSettings
@@ -28,8 +30,6 @@ from legion_core.types import (
     UsageChunk,
     text_request,
 )
-from legion_llm_llamacpp.model_files import DEFAULT_MODEL_ID, default_model_path
-from legion_llm_llamacpp.provider import LlamaCppProvider
 
 MODEL = DEFAULT_MODEL_ID
 
@@ -71,9 +71,9 @@ def test_entry_point_registered():
 
 
 def test_registers_through_the_hook():
-    from legion_core.plugins.manager import PluginManager
-
     import legion_llm_llamacpp
+
+    from legion_core.plugins.manager import PluginManager
 
     pm = PluginManager()
     pm.register(legion_llm_llamacpp, name="llm-llamacpp")

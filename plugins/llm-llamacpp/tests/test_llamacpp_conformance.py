@@ -11,10 +11,10 @@ import asyncio
 
 import pytest
 import pytest_asyncio
-
-from legion_core.testing.conformance import ProviderConformance
 from legion_llm_llamacpp.model_files import DEFAULT_MODEL_ID
 from legion_llm_llamacpp.provider import LlamaCppProvider
+
+from legion_core.testing.conformance import ProviderConformance
 
 
 @pytest.fixture(scope="module")
