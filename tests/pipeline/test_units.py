@@ -1,0 +1,133 @@
+"""Unit tests for the small parts: the batch writer, step helpers, quality checks, cache keys."""
+
+import pytest
+
+from legion_core.builtin import quality
+from legion_core.hooktypes import RequestContext
+from legion_core.pipeline.cache import ResponseCache, cache_key, cacheable, storable
+from legion_core.pipeline.steps import Compress, Turn, candidates_of
+from legion_core.pipeline.writer import BatchWriter
+from legion_core.settings.models import CacheSettings
+from legion_core.store.db import Store
+from legion_core.types import (
+    CandidateScore,
+    ChatResponse,
+    RoutingDecision,
+    TextBlock,
+    ToolSpec,
+    ToolUseBlock,
+    text_request,
+)
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(tmp_path / "t.db")
+    yield s
+    s.close()
+
+
+def count(store, table):
+    with store.lock:
+        return store.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+def test_writer_batches_and_flushes(store):
+    w = BatchWriter(store, interval=5.0)  # the timer never fires during the test
+    w.start()
+    for i in range(300):
+        w.put("INSERT INTO state (key, value) VALUES (?, ?)", (f"k{i}", "1"))
+    assert count(store, "state") == 0, "nothing is written on the caller's thread"
+    w.flush()
+    assert count(store, "state") == 300
+    w.put("INSERT INTO state (key, value) VALUES (?, ?)", ("last", "1"))
+    w.close()
+    assert count(store, "state") == 301, "close() drains the queue"
+
+
+def test_writer_survives_a_bad_batch(store):
+    w = BatchWriter(store)
+    w.start()
+    w.put("INSERT INTO nowhere VALUES (?)", (1,))
+    w.flush()
+    w.put("INSERT INTO state (key, value) VALUES (?, ?)", ("ok", "1"))
+    w.close()
+    assert w.errors == 1 and count(store, "state") == 1
+
+
+def test_writer_not_started_writes_inline(store):
+    w = BatchWriter(store)
+    w.put("INSERT INTO state (key, value) VALUES (?, ?)", ("k", "1"))
+    assert count(store, "state") == 1
+
+
+def test_candidates_of_puts_the_choice_first():
+    cands = [CandidateScore(provider=p, model="m", tier="local") for p in ("x", "y", "z")]
+    cands.append(CandidateScore(provider="w", model="m", tier="local", dropped="circuit open"))
+    d = RoutingDecision(provider="y", model="m", tier="local", candidates=cands)
+    assert [c.provider for c in candidates_of(d)] == ["y", "x", "z"]
+
+
+async def test_compress_step_prefers_the_request_level():
+    step = Compress()
+    t = Turn(request=text_request("Please  go.", compress_level=0), context=RequestContext(request_id="r"),
+             decision=RoutingDecision(compress_level=3))
+    await step.run(None, t)
+    assert t.routed_request.messages[0].text == "Please  go."
+    t2 = Turn(request=text_request("Please  go."), context=RequestContext(request_id="r"),
+              decision=RoutingDecision(compress_level=2))
+    await step.run(None, t2)
+    assert t2.routed_request.messages[0].text == "Go."
+
+
+def resp(text="", tools=False):
+    content = [TextBlock(text=text)]
+    if tools:
+        content.append(ToolUseBlock(id="c", name="f"))
+    return ChatResponse(content=content)
+
+
+@pytest.mark.parametrize("check,text,tools,fails", [
+    (quality.empty, "", False, ["empty"]),
+    (quality.empty, "  ", True, []),
+    (quality.too_short, "a", False, ["too_short"]),
+    (quality.too_short, "ab", False, []),
+    (quality.repetition, "All work and no play. " * 8, False, ["repetition"]),
+    (quality.repetition, "A normal answer that says one thing and then another thing entirely.", False, []),
+])
+def test_builtin_checks(check, text, tools, fails):
+    assert check(text_request("q"), resp(text, tools)) == fails
+
+
+def test_invalid_json_only_when_json_was_asked():
+    assert quality.invalid_json(text_request("q"), resp("not json")) == []
+    req = text_request("q", response_format={"type": "json_object"})
+    assert quality.invalid_json(req, resp("not json")) == ["invalid_json"]
+    assert quality.invalid_json(req, resp('{"a": 1}')) == []
+
+
+def test_cacheability_rules():
+    s = CacheSettings()
+    assert cacheable(text_request("q"), s) == (True, "")
+    assert cacheable(text_request("q", cache=False), s)[0] is False
+    assert cacheable(text_request("q", tools=[ToolSpec(name="rm")]), s)[0] is False
+    assert cacheable(text_request("q", tools=[ToolSpec(name="rm")]),
+                     CacheSettings(cache_side_effect_tools=True))[0] is True
+    assert not storable(resp(""))
+    assert storable(resp("ok"))
+
+
+def test_cache_key_is_stable_and_ignores_metadata():
+    a = text_request("q", metadata={"trace": 1}, caller="a")
+    b = text_request("q", metadata={"trace": 2}, caller="b")
+    assert cache_key(a) == cache_key(b) and len(cache_key(a)) == 64
+    assert cache_key(a) != cache_key(text_request("q "))
+
+
+def test_cache_lru_bound(store):
+    c = ResponseCache(store, CacheSettings(), lru_size=2)
+    for i in range(3):
+        c.put(f"k{i}", resp(f"a{i}"))
+    assert list(c._lru) == ["k1", "k2"]
+    assert c.get("k0").text == "a0", "evicted from memory, still in SQLite"
+    c.close()
