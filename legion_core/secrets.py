@@ -23,6 +23,7 @@ import os
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
@@ -240,9 +241,10 @@ class VaultClient:
         with self._lock:
             if cache_key in self._cache:
                 return self._cache[cache_key]
-        token = self._token or os.environ.get("VAULT_TOKEN")
+        token = self._token or os.environ.get("VAULT_TOKEN") or _token_file()
         if not token:
-            raise SecretError(f"{ref}: VAULT_TOKEN is not set", reference=ref)
+            raise SecretError(f"{ref}: VAULT_TOKEN is not set (nor is there a ~/.vault-token "
+                              "from `vault login`)", reference=ref)
         mount, _, sub = path.partition("/")
         url = f"{addr}/v1/{quote(mount)}/data/{quote(sub)}"
         headers = {"X-Vault-Token": token, "Accept": "application/json"}
@@ -253,7 +255,8 @@ class VaultClient:
         self.requests += 1
         try:
             # Proxies from the environment apply, except to loopback (a local dev Vault).
-            with httpx.Client(timeout=timeout, trust_env=not _is_loopback(addr)) as client:
+            with httpx.Client(timeout=timeout, trust_env=not _is_loopback(addr),
+                              verify=tls_verify()) as client:
                 resp = client.get(url, headers=headers)
         except httpx.TimeoutException:
             raise SecretError(f"{ref}: Vault at {addr} did not answer within {timeout:g} s "
@@ -299,6 +302,22 @@ def _vault_errors(resp: httpx.Response) -> str:
         return ""
     text = "; ".join(str(e) for e in errors)[:200]
     return f": {text}" if text else ""
+
+
+def _token_file() -> str | None:
+    """The token `vault login` stores in ~/.vault-token (what the Vault CLI itself falls back to)."""
+    try:
+        return (Path.home() / ".vault-token").read_text().strip() or None
+    except OSError:
+        return None
+
+
+def tls_verify() -> str | bool:
+    """TLS verification as the Vault CLI configures it: `VAULT_CACERT` (a CA bundle) or
+    `VAULT_SKIP_VERIFY=true` (development only)."""
+    if os.environ.get("VAULT_SKIP_VERIFY", "").strip().lower() in {"1", "true", "yes", "on"}:
+        return False
+    return os.environ.get("VAULT_CACERT") or True
 
 
 def _is_deleted(resp: httpx.Response) -> bool:

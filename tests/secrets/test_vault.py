@@ -10,7 +10,7 @@ from secret_fixtures import *  # noqa: F403 - shared fixtures (see secret_fixtur
 
 from legion_core import secrets
 from legion_core.errors import SecretError
-from legion_core.secrets import VaultClient, resolve
+from legion_core.secrets import VaultClient, resolve, tls_verify
 from legion_core.testing.fakes.base import _free_port
 
 
@@ -122,7 +122,8 @@ def test_bad_timeout_setting(vault, monkeypatch):
     assert "LEGION_VAULT_TIMEOUT must be a number" in _err("vault://secret/legion/x#k")
 
 
-def test_missing_vault_environment(monkeypatch):
+def test_missing_vault_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.vault-token either
     monkeypatch.delenv("VAULT_ADDR", raising=False)
     assert "VAULT_ADDR is not set" in _err("vault://secret/legion/openai#api_key")
     monkeypatch.setenv("VAULT_ADDR", "http://127.0.0.1:1")
@@ -170,3 +171,22 @@ def test_explicit_client_configuration(vault, monkeypatch):
     assert secrets.VAULT.requests == global_before  # the process-wide client is separate
     assert client.resolve("secret/legion/explicit#k") == "explicit-value"
     assert client.requests == 1
+
+
+def test_token_from_vault_login_file(vault, monkeypatch, tmp_path):
+    monkeypatch.delenv("VAULT_TOKEN")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / ".vault-token").write_text(vault.token + "\n")
+    vault.put("legion/file-token", {"k": "via-token-file"})
+    assert resolve("vault://secret/legion/file-token#k") == "via-token-file"
+    assert vault.requests[-1]["headers"]["X-Vault-Token"] == vault.token
+
+
+def test_tls_settings_follow_the_vault_cli(monkeypatch):
+    monkeypatch.delenv("VAULT_CACERT", raising=False)
+    monkeypatch.delenv("VAULT_SKIP_VERIFY", raising=False)
+    assert tls_verify() is True
+    monkeypatch.setenv("VAULT_CACERT", "/etc/vault/ca.pem")
+    assert tls_verify() == "/etc/vault/ca.pem"
+    monkeypatch.setenv("VAULT_SKIP_VERIFY", "true")
+    assert tls_verify() is False
