@@ -43,6 +43,7 @@ class SessionStore:
             self._lru.move_to_end(conv_id)
             return conv
         store = self.legion.store
+        assert store is not None, "Legion is not started"
         pipeline = self.legion.pipeline
         if pipeline is not None:
             pipeline.writer.flush()  # a save may still be queued
@@ -67,6 +68,7 @@ class SessionStore:
         if self.legion.pipeline is not None:
             self.legion.pipeline.writer.put(sql, params)
         else:
+            assert self.legion.store is not None, "Legion is not started"
             with self.legion.store.lock:
                 self.legion.store.conn.execute(sql, params)
 
@@ -136,7 +138,7 @@ class Session:
 
 
 def _assistant(resp: ChatResponse) -> Message:
-    blocks = [b for b in resp.content if isinstance(b, TextBlock | ToolUseBlock)]
+    blocks: list[Any] = [b for b in resp.content if isinstance(b, TextBlock | ToolUseBlock)]
     if len(blocks) == 1 and isinstance(blocks[0], TextBlock):
         return Message(role="assistant", content=blocks[0].text)
     return Message(role="assistant", content=blocks or "")

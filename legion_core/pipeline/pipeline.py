@@ -49,6 +49,7 @@ from legion_core.types import (
     EmbedRequest,
     EmbedResponse,
     ErrorChunk,
+    Message,
     ModelInfo,
     RouteChunk,
     RoutingDecision,
@@ -544,7 +545,7 @@ class Pipeline:
             raise NoProviderAvailable("no router is configured for embeddings (is Legion started?)")
         decision = await _maybe_await(router.decide_embed(request))
         cands = candidates_of(decision) if isinstance(decision, RoutingDecision) else list(decision)
-        turn = Turn(request=ChatRequest(messages=[{"role": "user", "content": "(embeddings)"}],
+        turn = Turn(request=ChatRequest(messages=[Message(role="user", content="(embeddings)")],
                                         request_id=request.request_id, caller=request.caller,
                                         intent=request.intent),
                     context=RequestContext(request_id=request.request_id, caller=request.caller),

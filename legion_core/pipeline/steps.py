@@ -357,8 +357,8 @@ def tool_turn(req: ChatRequest, resp: ChatResponse, results: list[Any]) -> ChatR
     """The request extended with the assistant's tool calls and their results."""
     from legion_core.types import ToolResultBlock
 
-    blocks = [ToolResultBlock(tool_use_id=r.tool_use_id, content=r.content, is_error=r.is_error)
-              for r in results]
+    blocks: list[Any] = [ToolResultBlock(tool_use_id=r.tool_use_id, content=r.content, is_error=r.is_error)
+                         for r in results]
     msgs = [*req.messages, Message(role="assistant", content=list(resp.content)),
             Message(role="user", content=blocks)]
     return req.model_copy(update={"messages": msgs})

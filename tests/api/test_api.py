@@ -4,11 +4,11 @@ import asyncio
 import threading
 
 import pytest
+from pipeline_fakes import provider
 
 import legion_core
 from legion_core.errors import BadRequest
 from legion_core.pipeline.structured import StructuredOutputInvalid
-from pipeline_fakes import provider
 
 Q = "What day comes after Tuesday?"
 
@@ -140,9 +140,10 @@ async def test_async_forms_run_on_the_kernels_loop(boot, script):
 
 
 def test_tools_true_offers_every_registered_tool(tmp_path, script):
+    from pipeline_fakes import THREE_TIERS, make_plugins
+
     from legion_core.hookspecs import hookimpl
     from legion_core.types import ToolResult, ToolSpec
-    from pipeline_fakes import THREE_TIERS, make_plugins
 
     class Tools:
         @hookimpl

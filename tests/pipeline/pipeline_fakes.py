@@ -19,7 +19,6 @@ from legion_core.types import (
     EmbedResponse,
     TextBlock,
     TextDelta,
-    ToolUseBlock,
     Usage,
     UsageChunk,
 )

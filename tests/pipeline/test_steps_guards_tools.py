@@ -1,6 +1,7 @@
 """The step chain, guards (order, rewrite, refusal, system profile), tools loop, embeddings."""
 
 import pytest
+from pipeline_fakes import provider
 
 from legion_core.errors import BadRequest, NoProviderAvailable, ProviderUnavailable, RequestRefused
 from legion_core.hookspecs import hookimpl
@@ -16,7 +17,6 @@ from legion_core.types import (
     Usage,
     text_request,
 )
-from pipeline_fakes import provider
 
 Q = "What day comes after Tuesday?"
 
