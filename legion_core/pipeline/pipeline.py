@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import time
@@ -479,11 +480,11 @@ class Pipeline:
                 self._failed(turn, cand, "internal", _err_text(e), (time.perf_counter() - t0) * 1000,
                              None)
                 continue
-            yield RouteChunk(provider=cand.provider, model=cand.model, tier=cand.tier,
-                             request_id=turn.request.request_id)
             asm = _Assembler(cand, getattr(provider, "tier", ""))
             error: BaseException | None = None
             try:
+                yield RouteChunk(provider=cand.provider, model=cand.model, tier=cand.tier,
+                                 request_id=turn.request.request_id)
                 if first is not None:
                     out = asm.add(first)
                     if out is not None:
@@ -494,6 +495,17 @@ class Pipeline:
                         yield out
             except Exception as e:  # noqa: BLE001 - after the first token: end with an ErrorChunk
                 error = e
+            except (GeneratorExit, asyncio.CancelledError):
+                # the consumer went away (client disconnected): not the provider's fault
+                turn.status, turn.error = "error", "cancelled: the client stopped reading the stream"
+                turn.response = asm.response()
+                turn.response.stop_reason = "error"
+                turn.attempts.append(Attempt(provider=cand.provider, model=cand.model, tier=cand.tier,
+                                             outcome="failed", error_kind="cancelled",
+                                             error="the client stopped reading",
+                                             duration_ms=round((time.perf_counter() - t0) * 1000, 3)))
+                self.audit_turn(turn)
+                raise
             finally:
                 if error is not None or asm.done is None:
                     aclose = getattr(agen, "aclose", None)

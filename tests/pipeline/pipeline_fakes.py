@@ -100,8 +100,12 @@ class ScriptedProvider(Provider):
         if isinstance(a, Exception):
             raise a
         if isinstance(a, StreamFn):
-            async for c in a.fn(request, model):
-                yield c
+            inner = a.fn(request, model)
+            try:
+                async for c in inner:
+                    yield c
+            finally:
+                await inner.aclose()
             return
         text = a.text if isinstance(a, ChatResponse) else ("x " * 10 if isinstance(a, BreakAfter) else str(a))
         words = [w + " " for w in text.split(" ")]

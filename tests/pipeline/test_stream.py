@@ -106,3 +106,33 @@ async def test_tool_call_deltas_are_assembled(make_legion, script):
     assert resp.stop_reason == "tool_use"
     assert resp.tool_calls[0].name == "get_weather" and resp.tool_calls[0].arguments == {"city": "Paris"}
     assert resp.usage.estimated, "no usage from the provider: estimated"
+
+
+async def test_a_streamed_answer_is_cached_for_later_requests(make_legion, script):
+    lg = await make_legion()
+    await collect(lg.pipeline.stream(text_request(Q, stream=True)))
+    r = await lg.pipeline.chat(text_request(Q))
+    assert r.cache_hit and script.total() == 1
+
+
+async def test_consumer_that_stops_reading_is_audited_and_upstream_closed(make_legion, script):
+    lg = await make_legion()
+    closed = asyncio.Event()
+
+    async def endless(request, model):
+        try:
+            while True:
+                yield TextDelta(text="more ")
+                await asyncio.sleep(0)
+        finally:
+            closed.set()
+
+    script.then("loc", StreamFn(endless))
+    agen = lg.pipeline.stream(text_request(Q, stream=True))
+    got = [await agen.__anext__() for _ in range(3)]
+    assert [c.type for c in got] == ["route", "text_delta", "text_delta"]
+    await agen.aclose()
+    assert closed.is_set(), "the provider's stream was closed"
+    row = lg.pipeline.audit.recent(1)[0]
+    assert row["status"] == "error" and row["error"].startswith("cancelled")
+    assert lg.health.snapshot().get("loc", {}).get("total_failures", 0) == 0
