@@ -196,12 +196,19 @@ class BudgetGuard:
         provider = response.provider or (res.provider if res else None)
         limits = self.limits_for(provider, caller, getattr(context, "api_key_id", None),
                                  request.session_id)
-        if res is not None:
-            for key in res.keys:  # reconcile the reservation, in the period it was made
-                state.incr(key, -res.amount)
+        # One increment per key (actual - reserved): subtracting the reservation and adding the
+        # actual cost in two steps would let a concurrent reservation slip into the gap.
+        delta: dict[str, tuple[float, float]] = {}
+        if res is not None:  # reconcile the reservation in the period it was made
+            for key in res.keys:
+                delta[key] = (-res.amount, SESSION_TTL)
         if actual > 0:
             for lim in limits:
-                state.incr(lim.key, actual, ttl=DAY_TTL if lim.daily else SESSION_TTL)
+                d, _ = delta.get(lim.key, (0.0, 0.0))
+                delta[lim.key] = (d + actual, DAY_TTL if lim.daily else SESSION_TTL)
+        for key, (amount, ttl) in delta.items():
+            if amount:
+                state.incr(key, amount, ttl=ttl)
         self._observe(state, limits)
 
     def release_stale(self, state: Any = None) -> int:

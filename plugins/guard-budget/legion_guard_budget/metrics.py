@@ -1,7 +1,9 @@
 """Budget gauges for `/metrics`.
 
-The guard writes here; a metrics endpoint renders it. The gateway (or anyone) reads
-`REGISTRY.samples()` or `render_prometheus()`; both are cheap and thread-safe. Names:
+The guard writes here (cheap, thread-safe). At startup the plugin calls `publish()`, which
+registers each series with the gateway's process-wide gauge registry
+(`legion_core.server.metrics.gauges.register(name, func)`), so `GET /metrics` renders them at
+scrape time. Without the gateway, read `REGISTRY.samples()` or `render_prometheus()`. Names:
 
 - `legion_budget_spend_usd{limit=...}`: spend so far in the current period for each limit;
 - `legion_budget_limit_usd{limit=...}`: the configured limit;
@@ -52,6 +54,11 @@ class GaugeRegistry:
         with self._lock:
             self._values.clear()
 
+    def series(self, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+        """One metric's values by label tuple (the shape the gateway's `gauges.register` wants)."""
+        with self._lock:
+            return {lab: v for (n, lab), v in self._values.items() if n == name}
+
     def samples(self) -> list[Sample]:
         with self._lock:
             return [Sample(n, lab, v) for (n, lab), v in sorted(self._values.items())]
@@ -81,3 +88,14 @@ REGISTRY = GaugeRegistry()
 
 def render_prometheus() -> str:
     return REGISTRY.render_prometheus()
+
+
+def publish(registry: GaugeRegistry = REGISTRY) -> bool:
+    """Expose every budget series on the gateway's `/metrics`; False without a gateway."""
+    try:
+        from legion_core.server.metrics import gauges
+    except ImportError:
+        return False
+    for name, (_kind, text) in HELP.items():
+        gauges.register(name, lambda name=name: registry.series(name), help=text)
+    return True

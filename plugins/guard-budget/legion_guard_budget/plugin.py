@@ -59,7 +59,13 @@ class BudgetPlugin:
     @hookimpl
     def legion_startup(self, legion: Any) -> None:
         settings = load_settings(legion.settings.section("budget"))
-        self.guard = BudgetGuard(settings, state=legion.state, catalog=catalog_for(legion))
+        from legion_guard_budget.metrics import GaugeRegistry, publish
+
+        # One registry per running kernel: /metrics shows this instance's figures only.
+        self.guard = BudgetGuard(settings, state=legion.state, catalog=catalog_for(legion),
+                                 metrics=GaugeRegistry())
+
+        publish(self.guard.metrics)
 
     @hookimpl
     def legion_shutdown(self, legion: Any) -> None:
