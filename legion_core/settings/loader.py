@@ -376,8 +376,9 @@ def _check_sections(raw: dict[str, Any], prov: _Provenance,
         # Only near-certain typos: a plugin may legitimately own a section with a similar name.
         close = [k for k in known if _typo_distance(key, k) <= (2 if len(k) >= 8 else 1)]
         if close:
-            raise SettingsError(f"unknown section '{key}'; did you mean '{close[0]}'?",
-                                file=prov.source_for((key,)), key=key)
+            raise _located(f"unknown section '{key}'; did you mean '{close[0]}'?",
+                           file=prov.source_for((key,)), key=key, parts=(key,), got=None,
+                           expected=None)
 
 
 def _typo_distance(a: str, b: str) -> int:
@@ -453,6 +454,75 @@ def _own_source(prov: _Provenance, parts: Parts) -> str:
         if s is not None:
             return s
     return DEFAULT
+
+
+# ------------------------------------------------------------------ line numbers
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\]:,]|[^\s{}\[\]:,"]+')
+
+
+def key_lines(text: str) -> dict[Parts, int]:
+    """The line on which each key (or array element) of a valid JSON document starts."""
+    lines: dict[Parts, int] = {}
+    stack: list[dict[str, Any]] = []
+    line, last = 1, 0
+    for m in _JSON_TOKEN.finditer(text):
+        line += text.count("\n", last, m.start())
+        last = m.start()
+        tok = m.group()
+        top = stack[-1] if stack else None
+        if top is not None and top["obj"] and top["expect_key"] and tok.startswith('"'):
+            top.update(key=json.loads(tok), key_line=line, expect_key=False)
+            continue
+        if tok == ":":
+            continue
+        if tok == ",":
+            if top is not None:
+                if top["obj"]:
+                    top["expect_key"] = True
+                else:
+                    top["index"] += 1
+            continue
+        if tok in ("}", "]"):
+            if stack:
+                stack.pop()
+            continue
+        vpath: Parts = ()
+        if top is not None and top["obj"]:
+            vpath = top["path"] + (top["key"],)
+            lines[vpath] = top["key_line"]
+        elif top is not None:
+            vpath = top["path"] + (top["index"],)
+            lines[vpath] = line
+        if tok == "{":
+            stack.append({"obj": True, "path": vpath, "expect_key": True})
+        elif tok == "[":
+            stack.append({"obj": False, "path": vpath, "index": 0})
+    return lines
+
+
+def _line_in(source: str, parts: Parts) -> int | None:
+    """The line of `parts` (or its nearest ancestor) in the settings file `source`, if a file."""
+    if not source.endswith(".json"):
+        return None
+    try:
+        found = key_lines(Path(source).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return None
+    for i in range(len(parts), 0, -1):
+        if parts[:i] in found:
+            return found[parts[:i]]
+    return None
+
+
+def _located(message: str, *, file: str, key: str, parts: Parts, got: str | None,
+             expected: str | None) -> SettingsError:
+    err = SettingsError(message, file=file, key=key, got=got, expected=expected)
+    line = _line_in(file, parts)
+    if line:  # `file:line:` as compilers print it, so editors can jump there
+        err.message = err.message.replace(f"{file}: ", f"{file}:{line}: ", 1)
+        err.args = (err.message,)
+    err.line = line  # type: ignore[attr-defined]
+    return err
 
 
 # ------------------------------------------------------------------ error messages
@@ -570,15 +640,15 @@ def _describe(err: dict[str, Any], parts: Parts, data: Any, model: type[BaseMode
         valid = sorted(parent.model_fields) if parent else []
         close = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
         hint = f"; did you mean '{close[0]}'?" if close else ""
-        return SettingsError(f"unknown key '{name}'{hint}", file=prov.source_for(full), key=key,
-                             got=f"an unknown key holding {_json_type(err.get('input'))}",
-                             expected=("one of the keys " + ", ".join(valid)) if valid else
-                             "no key by this name")
+        return _located(f"unknown key '{name}'{hint}", file=prov.source_for(full), key=key,
+                        parts=full, got=f"an unknown key holding {_json_type(err.get('input'))}",
+                        expected=("one of the keys " + ", ".join(valid)) if valid else
+                        "no key by this name")
     if t == "missing":
-        return SettingsError("required key is missing", file=prov.source_for(full[:-1]), key=key,
-                             got="nothing", expected=_missing_expected(model, parts))
-    return SettingsError("invalid value", file=prov.source_for(full), key=key,
-                         got=_got(err.get("input"), full), expected=_expected(err))
+        return _located("required key is missing", file=prov.source_for(full[:-1]), key=key,
+                        parts=full[:-1], got="nothing", expected=_missing_expected(model, parts))
+    return _located("invalid value", file=prov.source_for(full), key=key, parts=full,
+                    got=_got(err.get("input"), full), expected=_expected(err))
 
 
 def _missing_expected(model: type[BaseModel], parts: Parts) -> str:
@@ -607,9 +677,9 @@ def _to_settings_error(exc: ValidationError, data: Any, prov: _Provenance, model
         errs = groups[p]
         if len(errs) > 1 and all(e["type"] not in ("extra_forbidden", "missing") for e in errs):
             expected = " or ".join(dict.fromkeys(_expected(e) for e in errs))
-            errors.append(SettingsError("invalid value", file=prov.source_for(base + p),
-                                        key=path_str(base + p), got=_got(errs[0].get("input"), base + p),
-                                        expected=expected))
+            errors.append(_located("invalid value", file=prov.source_for(base + p),
+                                   key=path_str(base + p), parts=base + p,
+                                   got=_got(errs[0].get("input"), base + p), expected=expected))
         else:
             errors.append(_describe(errs[0], p, data, model, prov, base))
     first = errors[0]

@@ -30,7 +30,9 @@ def test_wrong_type_deep_in_a_rule(home, write):
     assert e.key == "llm.routing.rules[1].priority"
     assert e.got == 'string "high"'
     assert e.expected == "an integer"
-    assert str(e) == (f"{f}: key 'llm.routing.rules[1].priority': invalid value "
+    assert e.line == 11  # type: ignore[attr-defined]
+    assert f.read_text().splitlines()[10].strip() == '"priority": "high"'
+    assert str(e) == (f"{f}:11: key 'llm.routing.rules[1].priority': invalid value "
                       "(got string \"high\"; expected an integer)")
 
 
@@ -212,3 +214,20 @@ def test_bad_env_override_name(home, monkeypatch):
     e = _error(home)
     assert e.file == "env:LEGION__LLM____MODEL"
     assert "empty key segment" in str(e)
+
+
+def test_line_numbers_point_at_the_key_in_the_file(home, write):
+    f = write("10.json", '{"llm": {\n  "cache": {"enabled": true},\n  "routign": 1,\n'
+                         '  "routing": {"rules": [\n    {"name": "a"},\n    {"priority": 2}]}}}')
+    e = _error(home)
+    lines = {x.key: x.line for x in e.errors}  # type: ignore[attr-defined]
+    # Unknown key: its own line. Missing key: the object that lacks it.
+    assert lines == {"llm.routign": 3, "llm.routing.rules[1].name": 6}
+    assert e.file == str(f)
+
+
+def test_no_line_for_values_that_did_not_come_from_a_file(home, monkeypatch):
+    monkeypatch.setenv("LEGION__LLM__TOOL_LOOP_LIMIT", '"many"')
+    e = _error(home)
+    assert e.line is None  # type: ignore[attr-defined]
+    assert str(e).startswith("env:LEGION__LLM__TOOL_LOOP_LIMIT: key 'llm.tool_loop_limit'")

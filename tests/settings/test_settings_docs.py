@@ -3,6 +3,7 @@ examples are what the loader really prints, its Python runs, and every kernel ke
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import types
@@ -64,15 +65,16 @@ def _error_for(home, monkeypatch, scenario: str) -> str:
     if scenario.startswith("env:"):
         monkeypatch.setenv("LEGION__LLM__ROUTING__STRATEGY", "fastest")
     files = {
-        "rules-type": ("20-rules.json", '{"llm": {"routing": {"rules": [{"name": "a"}, {"name": "b", "priority": "high"}]}}}'),
+        "rules-type": ("20-rules.json", {"llm": {"routing": {"rules": [
+            {"name": "a"}, {"name": "b", "priority": "high"}]}}}),
         "json": ("10-llm.json", '{\n  "llm": {\n    "model": "x"\n    "provider": "openai"\n  }\n}\n'),
-        "typo": ("10-llm.json", '{"llm": {"routign": {"strategy": "round_robin"}}}'),
-        "section": ("10-llm.json", '{"lmm": {"provider": "openai"}}'),
-        "missing": ("20-rules.json", '{"llm": {"routing": {"rules": [{"priority": 5}]}}}'),
+        "typo": ("10-llm.json", {"llm": {"model": "gpt-4o-mini", "routign": {"strategy": "round_robin"}}}),
+        "section": ("10-llm.json", {"lmm": {"provider": "openai"}}),
+        "missing": ("20-rules.json", {"llm": {"routing": {"rules": [{"priority": 5}]}}}),
     }
     if scenario in files:
         name, body = files[scenario]
-        (settings / name).write_text(body)
+        (settings / name).write_text(body if isinstance(body, str) else json.dumps(body, indent=2))
     with pytest.raises(SettingsError) as info:
         load_settings(home)
     return str(info.value).replace(str(settings), "/home/me/.legionio/settings")
