@@ -136,3 +136,26 @@ def test_in_test_plugin_registers_and_unregisters():
     assert {"p": 1} in pm.hook.legion_settings_defaults()
     pm.unregister(name)
     assert {"p": 1} not in pm.hook.legion_settings_defaults()
+
+
+def test_cli_lists_a_broken_plugin_as_failed_and_version_still_exits_0(dists):
+    from click.testing import CliRunner
+
+    from legion_core.cli.app import cli
+    from legion_core.cli.context import cli_plugins
+
+    cli_plugins.cache_clear()
+    try:
+        r = CliRunner().invoke(cli, ["version"])
+        assert r.exit_code == 0, r.output
+        assert "legion-fake-broken 1.0.0 (failed)" in r.output
+        assert "legion-fake-good 1.0.0" in r.output
+        r = CliRunner().invoke(cli, ["plugins", "--json"])
+        assert r.exit_code == 0
+        import json
+
+        recs = {d["name"]: d for d in json.loads(r.stdout)}
+        assert recs["fake-broken"]["status"] == "failed"
+        assert "boom at import" in recs["fake-broken"]["reason"]
+    finally:
+        cli_plugins.cache_clear()
