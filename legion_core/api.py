@@ -106,6 +106,7 @@ def start(home: str | Path | None = None, settings: dict[str, Any] | None = None
 
         if _runner is None:
             _runner = _LoopThread()
+            _register_atexit()
         lg = Legion(home=home, settings=settings, plugins=plugins, load_entry_points=load_entry_points)
         try:
             _runner.run(lg.start())
@@ -117,6 +118,19 @@ def start(home: str | Path | None = None, settings: dict[str, Any] | None = None
         d = lg.settings.llm.daemon
         _daemon = DaemonClient(d.url, d.health_ttl_seconds) if d.enabled and d.url else None
         return lg
+
+
+_atexit_registered = False
+
+
+def _register_atexit() -> None:
+    """Flush the audit log, cache and sessions when a script ends without calling shutdown()."""
+    global _atexit_registered
+    if not _atexit_registered:
+        import atexit
+
+        atexit.register(shutdown)
+        _atexit_registered = True
 
 
 def _ensure() -> Legion:

@@ -162,3 +162,27 @@ def test_tools_true_offers_every_registered_tool(tmp_path, script):
         assert [t.name for t in sent.tools] == ["get_time"]
     finally:
         legion_core.shutdown()
+
+
+def test_a_script_that_never_calls_shutdown_still_flushes_its_audit_row(tmp_path):
+    import sqlite3
+    import subprocess
+    import sys
+    import textwrap
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent.parent / "pipeline"
+    code = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(here)!r})
+        from pipeline_fakes import THREE_TIERS, make_plugins
+        import legion_core
+        legion_core.start(home={str(tmp_path)!r}, settings={{"llm": {{"providers": THREE_TIERS}}}},
+                          plugins=make_plugins(), load_entry_points=False)
+        print(legion_core.ask("hello?").text)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "loc:small says hello"
+    db = sqlite3.connect(tmp_path / "data" / "legion.db")
+    assert db.execute("SELECT count(*) FROM audit").fetchone()[0] == 1
