@@ -162,8 +162,8 @@ class CountTokensRequest(_M):
 # ------------------------------------------------------------------ request → internal
 def _image(src: Base64Source | URLSource) -> ImageBlock:
     if isinstance(src, Base64Source):
-        return ImageBlock.model_construct(type="image", media_type=src.media_type, data=src.data, url=None)
-    return ImageBlock.model_construct(type="image", media_type="image/png", data=None, url=src.url)
+        return ImageBlock(type="image", media_type=src.media_type, data=src.data, url=None)
+    return ImageBlock(type="image", media_type="image/png", data=None, url=src.url)
 
 
 def _block(b: Any) -> Any:
@@ -172,9 +172,9 @@ def _block(b: Any) -> Any:
     if isinstance(b, ImageIn):
         return _image(b.source)
     if isinstance(b, ToolUseIn):
-        return ToolUseBlock.model_construct(type="tool_use", id=b.id, name=b.name, input=b.input)
+        return ToolUseBlock(type="tool_use", id=b.id, name=b.name, input=b.input)
     if isinstance(b, ThinkingIn):
-        return ThinkingBlock.model_construct(type="thinking", thinking=b.thinking, signature=b.signature)
+        return ThinkingBlock(type="thinking", thinking=b.thinking, signature=b.signature)
     return None  # redacted thinking: opaque to every other provider
 
 
@@ -186,7 +186,7 @@ def _result(b: ToolResultIn) -> ToolResultBlock:
         content = b.content
     else:
         content = [_block(p) for p in b.content]
-    return ToolResultBlock.model_construct(type="tool_result", tool_use_id=b.tool_use_id,
+    return ToolResultBlock(type="tool_result", tool_use_id=b.tool_use_id,
                                            content=content, is_error=bool(b.is_error))
 
 
@@ -215,7 +215,7 @@ def system_text(system: str | list[TextIn] | None) -> str | None:
 
 
 def convert_tools(tools: list[ToolIn] | None) -> list[ToolSpec]:
-    return [ToolSpec.model_construct(name=t.name, description=t.description or "",
+    return [ToolSpec(name=t.name, description=t.description or "",
                                      parameters=t.input_schema, side_effects=True)
             for t in tools or ()]
 

@@ -314,7 +314,7 @@ async def openai_embeddings(gw: Gateway, request: Request, raw: bytes, call: Cal
     ext = body.legion
     gw.check_target(body.model, ext.provider if ext else None, ext.tier if ext else None)
     texts = oa.embed_input(body)
-    ereq = EmbedRequest.model_construct(
+    ereq = EmbedRequest(
         input=texts, model=None if body.model in AUTO else body.model,
         provider=ext.provider if ext else None, tier=ext.tier if ext else None,
         intent=hints.build_intent(request.headers.get("x-legion-intent"), ext),

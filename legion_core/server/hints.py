@@ -4,8 +4,10 @@ Intent arrives in the `x-legion-intent` header (`privacy=strict,capability=reaso
 an extra body field `legion: {intent: {...}, tier, provider, cache, escalate}`; the body wins
 where both are given. `Cache-Control: no-cache` bypasses the tier-0 cache.
 
-The builders use `model_construct`: the dialect's pydantic model has already validated every
-value, so the internal request is not validated a second time on the hot path.
+The builders hand pydantic already-built instances: nested models are passed through as they
+are (pydantic does not re-validate instances), so building the internal request costs a few
+microseconds. (`model_construct` looks cheaper but is not: it inspects every default factory's
+signature on each call, ~30x slower here.)
 """
 
 from __future__ import annotations
@@ -78,8 +80,8 @@ def build_intent(header: str | None, extras: LegionExtras | None) -> Intent:
     if extras is not None and extras.intent is not None:
         fields.update({k: v for k, v in extras.intent.model_dump().items() if v is not None})
     if not fields:
-        return Intent.model_construct(privacy="normal", capability=None, cost="normal")
-    return Intent.model_construct(privacy=fields.get("privacy", "normal"),
+        return Intent(privacy="normal", capability=None, cost="normal")
+    return Intent(privacy=fields.get("privacy", "normal"),
                                   capability=fields.get("capability"),
                                   cost=fields.get("cost", "normal"))
 
@@ -92,11 +94,11 @@ def no_cache(cache_control: str | None) -> bool:
 
 
 def text(t: str) -> TextBlock:
-    return TextBlock.model_construct(type="text", text=t)
+    return TextBlock(type="text", text=t)
 
 
 def message(role: str, content: Any, name: str | None = None) -> Message:
-    return Message.model_construct(role=role, content=content, name=name)
+    return Message(role=role, content=content, name=name)
 
 
 def apply_extras(fields: dict[str, Any], extras: LegionExtras | None) -> None:
@@ -118,5 +120,5 @@ def apply_extras(fields: dict[str, Any], extras: LegionExtras | None) -> None:
 
 
 def chat_request(**fields: Any) -> ChatRequest:
-    """A ChatRequest from already-validated values (defaults filled, no re-validation)."""
-    return ChatRequest.model_construct(**fields)
+    """A ChatRequest from already-validated values and model instances (defaults filled)."""
+    return ChatRequest.model_validate(fields)

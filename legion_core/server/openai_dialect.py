@@ -242,8 +242,8 @@ def _image(url: str) -> ImageBlock:
     if url.startswith("data:"):
         head, _, data = url.partition(",")
         media = head[5:].split(";")[0] or "image/png"
-        return ImageBlock.model_construct(type="image", media_type=media, data=data, url=None)
-    return ImageBlock.model_construct(type="image", media_type="image/png", data=None, url=url)
+        return ImageBlock(type="image", media_type=media, data=data, url=None)
+    return ImageBlock(type="image", media_type="image/png", data=None, url=url)
 
 
 def _parts_text(content: str | list[Any] | None) -> str:
@@ -285,14 +285,14 @@ def to_internal(body: ChatCompletionRequest, *, request_id: str, intent_header: 
                         param=f"messages.{i}.tool_calls.{j}.function.arguments") from None
                 if not isinstance(args, dict):
                     args = {"value": args}
-                blocks.append(ToolUseBlock.model_construct(type="tool_use", id=tc.id,
+                blocks.append(ToolUseBlock(type="tool_use", id=tc.id,
                                                            name=tc.function.name, input=args))
             if not blocks:
                 blocks.append(hints.text(""))
             content: Any = txt if len(blocks) == 1 and not m.tool_calls else blocks
             messages.append(hints.message("assistant", content, m.name))
         else:  # ToolMessage
-            block = ToolResultBlock.model_construct(type="tool_result", tool_use_id=m.tool_call_id,
+            block = ToolResultBlock(type="tool_result", tool_use_id=m.tool_call_id,
                                                     content=_parts_text(m.content), is_error=False)
             messages.append(hints.message("tool", [block]))
     if not messages:
@@ -303,7 +303,7 @@ def to_internal(body: ChatCompletionRequest, *, request_id: str, intent_header: 
         fields["system"] = "\n\n".join(system)
     fields["model"] = None if body.model in (AUTO_MODEL, "auto") else body.model
     if body.tools:
-        fields["tools"] = [ToolSpec.model_construct(
+        fields["tools"] = [ToolSpec(
             name=t.function.name, description=t.function.description or "",
             parameters=t.function.parameters or {"type": "object", "properties": {}},
             side_effects=True) for t in body.tools]
