@@ -466,6 +466,11 @@ class Pipeline:
                 first = await agen.__anext__()
             except StopAsyncIteration:
                 first = None
+            except (GeneratorExit, asyncio.CancelledError):
+                await _close_quietly(agen)
+                turn.status, turn.error = "error", "cancelled: the client went away before the first token"
+                self.audit_turn(turn)
+                raise
             except ProviderError as e:
                 self._failed(turn, cand, e.kind, _err_text(e), (time.perf_counter() - t0) * 1000,
                              getattr(e, "retry_after", None))
@@ -508,18 +513,10 @@ class Pipeline:
                 raise
             finally:
                 if error is not None or asm.done is None:
-                    aclose = getattr(agen, "aclose", None)
-                    if aclose is not None:
-                        try:
-                            await aclose()
-                        except Exception:  # noqa: BLE001
-                            pass
+                    await _close_quietly(agen)
             ms = (time.perf_counter() - t0) * 1000
             if error is not None:
-                kind = getattr(error, "kind", "stream_interrupted")
-                if kind not in ("stream_interrupted",) and isinstance(error, ProviderError):
-                    kind = "stream_interrupted"
-                self._failed(turn, cand, kind, _err_text(error), ms, None)
+                self._failed(turn, cand, StreamInterrupted.kind, _err_text(error), ms, None)
                 turn.status, turn.error = "error", scrub(f"stream_interrupted: {error}")
                 turn.response = asm.response()
                 turn.response.stop_reason = "error"
@@ -535,7 +532,7 @@ class Pipeline:
             turn.response = asm.response()
             try:
                 await self.run_phase(turn, "post")
-            except BaseException as e:
+            except Exception as e:  # noqa: BLE001 - the tokens are out: report it in-band
                 self._audit_failure(turn, e)
                 yield ErrorChunk(message=scrub(str(e)), kind=getattr(e, "kind", "internal"))
                 return
@@ -605,6 +602,15 @@ class Pipeline:
         except BaseException as e:
             self._audit_failure(turn, e)
             raise
+
+
+async def _close_quietly(agen: Any) -> None:
+    aclose = getattr(agen, "aclose", None)
+    if aclose is not None:
+        try:
+            await aclose()
+        except Exception:  # noqa: BLE001 - closing a broken upstream may fail again
+            pass
 
 
 # ====================================================================== stream assembly
