@@ -49,6 +49,17 @@ def ensure_usage(request: ChatRequest, response: ChatResponse) -> Usage:
 class Meter:
     def __init__(self, legion: Any) -> None:
         self.legion = legion
+        #: provider -> (the registry's catalog list it was built from, {model: (in, out)}).
+        self._catalog: dict[str, tuple[list[Any], dict[str, tuple[float, float]]]] = {}
+
+    def _catalog_prices(self, provider: str) -> dict[str, tuple[float, float]]:
+        """Prices by model id, rebuilt only when the registry's catalog list changes (discovery)."""
+        models = self.legion.registry.models(provider)
+        hit = self._catalog.get(provider)
+        if hit is None or hit[0] is not models:
+            hit = (models, {m.id: (m.input_price, m.output_price) for m in models})
+            self._catalog[provider] = hit
+        return hit[1]
 
     @property
     def _llm(self) -> Any:
@@ -61,11 +72,8 @@ class Meter:
             p = pricing.get(key)
             if p is not None:
                 return p.input, p.output
-        reg = self.legion.registry
-        if provider in reg:
-            for m in reg.models(provider):
-                if m.id == model:
-                    return m.input_price, m.output_price
+        if provider in self.legion.registry:
+            return self._catalog_prices(provider).get(model, (0.0, 0.0))
         return 0.0, 0.0
 
     def cost(self, provider: str, model: str, usage: Usage) -> float:
