@@ -120,7 +120,7 @@ class Legion:
         if self.store is None:
             self.store = Store(self.home / "data" / "legion.db")
         if self.state is None:
-            self.state = SQLiteState(self.store)
+            self.state = self._make_state()
         # 6. discovery warmed in the background
         from legion_core.routing.discovery import DiscoveryService
 
@@ -146,6 +146,23 @@ class Legion:
             await maybe_await(r)
         self._started = True
         return self
+
+    def _make_state(self) -> SharedState:
+        cfg = self.settings.llm.state
+        if cfg.backend == "memory":
+            from legion_core.store.state import MemoryState
+
+            return MemoryState()
+        if cfg.backend == "redis":
+            from legion_core.log import redact
+            from legion_core.secrets import resolve, schemes_for
+            from legion_core.store.redis_state import RedisState
+
+            url = resolve(cfg.url, schemes_for(self.plugins)) if cfg.url else None
+            redact(url)  # a Redis URL may carry a password
+            return RedisState(url or "redis://127.0.0.1:6379/0", prefix=cfg.prefix)
+        assert self.store is not None
+        return SQLiteState(self.store)
 
     def _step(self, name: str) -> None:
         self.readiness[name] = "ready"

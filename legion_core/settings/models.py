@@ -184,6 +184,14 @@ class Price(_Strict):
     output: float = 0.0
 
 
+class StateSettings(_Strict):
+    """Where shared counters (spend, circuit, rate) live: one machine (sqlite) or many (redis)."""
+
+    backend: Literal["sqlite", "redis", "memory"] = "sqlite"
+    url: SecretRef = "redis://127.0.0.1:6379/0"
+    prefix: str = "legion:"
+
+
 class SessionSettings(_Strict):
     token_budget: int | None = None
     lru_size: int = 256
@@ -211,6 +219,7 @@ class LLMSettings(BaseModel):
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
     timeouts: TimeoutSettings = Field(default_factory=TimeoutSettings)
     session: SessionSettings = Field(default_factory=SessionSettings)
+    state: StateSettings = Field(default_factory=StateSettings)
     tool_loop_limit: int = 8
 
     @field_validator("routing", mode="before")
