@@ -133,3 +133,14 @@ async def test_provider_response_without_model_gets_the_candidates(make_legion, 
     script.then("loc", ChatResponse(content=[TextBlock(text="ok")]))
     r = await lg.pipeline.chat(text_request("What day comes after Tuesday?"))
     assert (r.provider, r.model, r.tier) == ("loc", "small", "local")
+
+
+async def test_prices_follow_catalog_changes(make_legion, script):
+    from legion_core.types import ModelInfo
+
+    lg = await make_legion()
+    script.usage["cld"] = Usage(input_tokens=1_000_000, output_tokens=0)
+    r1 = await lg.pipeline.chat(text_request("a", provider="cld"))
+    lg.registry.set_discovered("cld", [ModelInfo(id="big", input_price=5.0, output_price=0.0)])
+    r2 = await lg.pipeline.chat(text_request("b", provider="cld"))
+    assert (r1.cost_usd, r2.cost_usd) == (pytest.approx(3.0), pytest.approx(5.0))
