@@ -19,7 +19,6 @@ from legion_core.errors import (
     StreamInterrupted,
 )
 from legion_core.providers.base import Provider
-from legion_core.providers.http import make_client
 from legion_core.settings.models import ProviderSettings, TimeoutSettings
 from legion_core.types import (
     ChatRequest,
@@ -36,6 +35,7 @@ from legion_core.types import (
 )
 from legion_llm_anthropic import catalog
 from legion_llm_anthropic.errors import from_error_body, from_transport
+from legion_llm_anthropic.pool import Pool
 from legion_llm_anthropic.sse import SSEDecoder
 from legion_llm_anthropic.wire import STOP_REASONS, request_to_wire, response_from_wire, usage_from_wire
 
@@ -61,10 +61,9 @@ class AnthropicProvider(Provider):
 
     def __init__(self, name: str, settings: ProviderSettings) -> None:
         super().__init__(name, settings)
-        self._client: httpx.AsyncClient | None = None
+        self._pool: Pool | None = None
         #: The kernel's `llm.timeouts`, under this provider's own `timeout_*` (set at startup).
         self.timeout_defaults: TimeoutSettings | None = None
-        self._client_loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
     def auto_settings(cls) -> ProviderSettings | None:
@@ -83,14 +82,15 @@ class AnthropicProvider(Provider):
             h["anthropic-beta"] = ",".join(beta) if isinstance(beta, list) else str(beta)
         return h
 
+    def pool(self) -> Pool:
+        """The pool for the running loop (created lazily, recreated if the loop changed)."""
+        if self._pool is None or not self._pool.usable:
+            self._pool = Pool(self.settings, self.base_url or "", self._headers(), self.timeout_defaults)
+        return self._pool
+
     def client(self) -> httpx.AsyncClient:
-        """The pooled client for the running loop (created lazily, recreated if the loop changed)."""
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._client_loop is not loop or self._client.is_closed:
-            self._client = make_client(self.settings, base_url=self.base_url or "", headers=self._headers(),
-                                       defaults=self.timeout_defaults)
-            self._client_loop = loop
-        return self._client
+        """The pooled httpx client (off the hot path: health, count_tokens)."""
+        return self.pool().client
 
     async def startup(self) -> None:
         self.client()
@@ -107,12 +107,9 @@ class AnthropicProvider(Provider):
         return self.timeout_defaults.total if self.timeout_defaults is not None else None
 
     async def aclose(self) -> None:
-        if self._client is not None and not self._client.is_closed:
-            try:
-                await self._client.aclose()
-            except RuntimeError:  # created on a loop that is gone
-                pass
-        self._client = None
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.aclose()
 
     async def _bounded(self, coro: Any) -> Any:
         """Await `coro` within the total timeout (connect and read timeouts bound each step)."""
@@ -139,32 +136,35 @@ class AnthropicProvider(Provider):
             body["stream"] = True
         return body
 
+
     def _request_headers(self, request: ChatRequest) -> dict[str, str] | None:
         if request.pass_through_token:
             return {"x-api-key": request.pass_through_token}
         return None
 
     async def _raise_for(self, resp: httpx.Response) -> None:
-        raw = await resp.aread()
+        raise self._error_from(resp.status_code, await resp.aread(), resp.headers)
+
+    def _error_from(self, status: int, raw: bytes, headers: Any) -> ProviderError:
         try:
             body: Any = orjson.loads(raw)
         except orjson.JSONDecodeError:
             body = None
-        raise from_error_body(resp.status_code, body, provider=self.name, headers=resp.headers)
+        return from_error_body(status, body, provider=self.name, headers=headers)
 
     # ------------------------------------------------------------------ operations
     async def chat(self, request: ChatRequest, model: str) -> ChatResponse:
         t0 = time.perf_counter()
         payload = orjson.dumps(self._body(request, model, stream=False))
         try:
-            resp = await self._bounded(self.client().post("/v1/messages", content=payload,
-                                                          headers=self._request_headers(request)))
+            resp, raw = await self._bounded(self.pool().read("POST", "/v1/messages", payload,
+                                                             self._request_headers(request)))
         except httpx.HTTPError as e:
             raise from_transport(e, provider=self.name, url=self.base_url or "") from None
         if resp.status_code != 200:
-            await self._raise_for(resp)
+            raise self._error_from(resp.status_code, raw, resp.headers)
         try:
-            data = orjson.loads(resp.content)
+            data = orjson.loads(raw)
         except orjson.JSONDecodeError:
             raise ProviderUnavailable(f"{self.name}: upstream sent invalid JSON",
                                       provider=self.name, upstream_status=resp.status_code) from None
@@ -180,13 +180,13 @@ class AnthropicProvider(Provider):
         payload = orjson.dumps(self._body(request, model, stream=True))
         yielded = False
         try:
-            async with self.client().stream("POST", "/v1/messages", content=payload,
-                                            headers=self._request_headers(request)) as resp:
+            resp = await self.pool().send("POST", "/v1/messages", payload, self._request_headers(request))
+            try:
                 if resp.status_code != 200:
                     await self._raise_for(resp)
                 state = _StreamState()
                 dec = SSEDecoder()
-                async for raw in resp.aiter_bytes():
+                async for raw in resp.aiter_raw():
                     for ev in dec.feed(raw):
                         for chunk in state.on_event(ev.event, ev.data, provider=self.name):
                             yielded = True
@@ -196,6 +196,8 @@ class AnthropicProvider(Provider):
                 # The body ended without `message_stop`: the upstream hung up on us.
                 raise ProviderUnavailable(f"{self.name}: stream ended before message_stop",
                                           provider=self.name)
+            finally:
+                await resp.aclose()
         except httpx.HTTPError as e:
             err: ProviderError = from_transport(e, provider=self.name, url=self.base_url or "")
             if yielded:

@@ -16,7 +16,6 @@ import orjson
 
 from legion_core.errors import ProviderError, ProviderTimeout, ProviderUnavailable, StreamInterrupted
 from legion_core.providers.base import Provider
-from legion_core.providers.http import make_client
 from legion_core.settings.models import ProviderSettings, TimeoutSettings
 from legion_core.types import (
     ChatRequest,
@@ -34,6 +33,7 @@ from legion_core.types import (
 from legion_llm_ollama.discovery import ModelDiscovery
 from legion_llm_ollama.errors import from_error, from_transport
 from legion_llm_ollama.ndjson import NDJSONDecoder
+from legion_llm_ollama.pool import Pool
 from legion_llm_ollama.wire import request_to_wire, response_from_wire, stop_reason, tool_uses, usage
 
 DEFAULT_URL = "http://localhost:11434"
@@ -76,10 +76,9 @@ class OllamaProvider(Provider):
 
     def __init__(self, name: str, settings: ProviderSettings) -> None:
         super().__init__(name, settings)
-        self._client: httpx.AsyncClient | None = None
+        self._pool: Pool | None = None
         #: The kernel's `llm.timeouts`, under this provider's own `timeout_*` (set at startup).
         self.timeout_defaults: TimeoutSettings | None = None
-        self._client_loop: asyncio.AbstractEventLoop | None = None
         ttl = self.option("discovery_ttl_seconds")
         self.discovery = ModelDiscovery(self, ttl=float(ttl) if ttl is not None else 60.0)
         self._ttl_from_settings = ttl is not None
@@ -109,13 +108,16 @@ class OllamaProvider(Provider):
             h["authorization"] = f"Bearer {key}"
         return h
 
+    def pool(self) -> Pool:
+        """The pool for the running loop (created lazily, recreated if the loop changed)."""
+        if self._pool is None or not self._pool.usable:
+            self._pool = Pool(self.settings, self.base_url or DEFAULT_URL, self._headers(),
+                              self.timeout_defaults)
+        return self._pool
+
     def client(self) -> httpx.AsyncClient:
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._client_loop is not loop or self._client.is_closed:
-            self._client = make_client(self.settings, base_url=self.base_url or DEFAULT_URL,
-                                       headers=self._headers(), defaults=self.timeout_defaults)
-            self._client_loop = loop
-        return self._client
+        """The pooled httpx client (off the hot path: health and discovery GETs)."""
+        return self.pool().client
 
     async def startup(self) -> None:
         self.client()
@@ -132,32 +134,35 @@ class OllamaProvider(Provider):
         return self.timeout_defaults.total if self.timeout_defaults is not None else None
 
     async def aclose(self) -> None:
-        if self._client is not None and not self._client.is_closed:
-            try:
-                await self._client.aclose()
-            except RuntimeError:
-                pass
-        self._client = None
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.aclose()
 
     async def _raise_for(self, resp: httpx.Response) -> None:
-        raw = await resp.aread()
+        raise self._error_from(resp.status_code, await resp.aread(), resp.headers)
+
+    def _error_from(self, status: int, raw: bytes, headers: Any) -> ProviderError:
         try:
             body: Any = orjson.loads(raw)
         except orjson.JSONDecodeError:
             body = raw.decode("utf-8", "replace")
-        raise from_error(resp.status_code, body, provider=self.name, headers=resp.headers)
+        return from_error(status, body, provider=self.name, headers=headers)
 
     def _transport(self, e: BaseException) -> ProviderError:
         return from_transport(e, provider=self.name, url=self.base_url or DEFAULT_URL)
 
-    async def _post_json(self, path: str, body: dict[str, Any], **kw: Any) -> Any:
+    async def _post_json(self, path: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
         try:
-            resp = await self.client().post(path, content=orjson.dumps(body), **kw)
+            resp, raw = await self.pool().read("POST", path, orjson.dumps(body), headers)
         except httpx.HTTPError as e:
             raise self._transport(e) from None
         if resp.status_code != 200:
-            await self._raise_for(resp)
-        return orjson.loads(resp.content)
+            raise self._error_from(resp.status_code, raw, resp.headers)
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise ProviderUnavailable(f"{self.name}: upstream sent invalid JSON on {path}",
+                                      provider=self.name, upstream_status=resp.status_code) from None
 
     async def _get_json(self, path: str, **kw: Any) -> Any:
         try:
@@ -184,16 +189,16 @@ class OllamaProvider(Provider):
         return request_to_wire(request, model, stream=stream, options=self.option("options"),
                                keep_alive=self.option("keep_alive"))
 
-    def _auth(self, request: ChatRequest) -> dict[str, Any]:
+    def _auth(self, request: ChatRequest) -> dict[str, str] | None:
         if request.pass_through_token:
-            return {"headers": {"authorization": f"Bearer {request.pass_through_token}"}}
-        return {}
+            return {"authorization": f"Bearer {request.pass_through_token}"}
+        return None
 
     # ------------------------------------------------------------------ operations
     async def chat(self, request: ChatRequest, model: str) -> ChatResponse:
         t0 = time.perf_counter()
         data = await self._bounded(self._post_json("/api/chat", self._body(request, model, stream=False),
-                                                   **self._auth(request)))
+                                                   self._auth(request)))
         if isinstance(data, dict) and data.get("error"):
             raise from_error(500, data, provider=self.name)
         out = response_from_wire(data, provider=self.name, tier=self.tier)
@@ -206,13 +211,13 @@ class OllamaProvider(Provider):
         payload = orjson.dumps(self._body(request, model, stream=True))
         yielded = False
         try:
-            async with self.client().stream("POST", "/api/chat", content=payload,
-                                            **self._auth(request)) as resp:
+            resp = await self.pool().send("POST", "/api/chat", payload, self._auth(request))
+            async with _closing(resp):
                 if resp.status_code != 200:
                     await self._raise_for(resp)
                 dec = NDJSONDecoder()
                 state = _StreamState(self.name)
-                async for raw in resp.aiter_bytes():
+                async for raw in resp.aiter_raw():
                     try:
                         objs = dec.feed(raw)
                     except orjson.JSONDecodeError:
@@ -280,6 +285,19 @@ class OllamaProvider(Provider):
         except (orjson.JSONDecodeError, AttributeError):
             return Health(ok=False, latency_ms=ms, detail=f"not an Ollama server at {url}")
         return Health(ok=True, latency_ms=ms, detail=f"ollama {version}")
+
+
+class _closing:
+    """`async with`: close a response whose body was read (or abandoned) inside the block."""
+
+    def __init__(self, resp: httpx.Response) -> None:
+        self.resp = resp
+
+    async def __aenter__(self) -> httpx.Response:
+        return self.resp
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.resp.aclose()
 
 
 class _StreamState:
