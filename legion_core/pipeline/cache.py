@@ -41,6 +41,8 @@ def cache_key(request: ChatRequest) -> str:
         doc[f] = [t.model_dump(mode="json") for t in v] if f == "tools" else v
     if request.model and request.model not in AUTO_MODELS:
         doc["model"] = request.model
+    if request.intent.capability:  # asking for "reasoning" must not get a "basic" answer back
+        doc["capability"] = request.intent.capability
     raw = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(raw).hexdigest()
 

@@ -30,7 +30,8 @@ async def test_key_ignores_the_routed_model(make_legion, script):
 
 @pytest.mark.parametrize("change", [{"temperature": 0.9}, {"system": "Be terse."},
                                     {"max_tokens": 5}, {"stop": ["END"]},
-                                    {"model": "cld/big"}])
+                                    {"model": "cld/big"},
+                                    {"intent": {"capability": "reasoning"}}])
 async def test_answer_determining_fields_miss(make_legion, script, change):
     lg = await make_legion()
     await lg.pipeline.chat(text_request(Q))
