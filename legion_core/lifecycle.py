@@ -155,10 +155,13 @@ class Legion:
             return MemoryState()
         if cfg.backend == "redis":
             from legion_core.log import redact
-            from legion_core.secrets import resolve, schemes_for
+            from legion_core.secrets import is_reference, resolve, schemes_for
             from legion_core.store.redis_state import RedisState
 
-            url = resolve(cfg.url, schemes_for(self.plugins)) if cfg.url else None
+            schemes = schemes_for(self.plugins)
+            url = cfg.url
+            if isinstance(url, list) or is_reference(url, schemes):  # env://, vault://, chains
+                url = resolve(url, schemes)
             redact(url)  # a Redis URL may carry a password
             return RedisState(url or "redis://127.0.0.1:6379/0", prefix=cfg.prefix)
         assert self.store is not None
