@@ -81,14 +81,27 @@ class BedrockProvider(Provider):
                              "(the AWS access key id) and secret_key")
         self.auth = AwsAuth(region=self.region, access_key=access, secret_key=secret,
                             session_token=_str_option(self.option("session_token")), bearer_token=bearer)
-        self.max_tokens = int(self.option("max_tokens", DEFAULT_MAX_TOKENS))
-        self.thinking_budget = max(1024, int(self.option("thinking_budget", DEFAULT_THINKING_BUDGET)))
+        self.max_tokens = self._int("max_tokens", DEFAULT_MAX_TOKENS)
+        self.thinking_budget = max(1024, self._int("thinking_budget", DEFAULT_THINKING_BUDGET))
         self.embedding_model = str(self.option("embedding_model", DEFAULT_EMBEDDING_MODEL))
-        self.embedding_dimensions = int(self.option("embedding_dimensions", 1024))
+        self.embedding_dimensions = self._int("embedding_dimensions", 1024)
+        if self.embedding_dimensions not in (256, 512, 1024):
+            raise ValueError(f"providers.{name}.embedding_dimensions must be 256, 512 or 1024, "
+                             f"got {self.embedding_dimensions}")
         prefix = self.option("inference_profile_prefix")
         self.profile_prefix: str | None = None if prefix is None else str(prefix)
         self._client: httpx.AsyncClient | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
+
+    def _int(self, key: str, default: int) -> int:
+        raw = self.option(key, default)
+        try:
+            value = int(raw)
+        except (TypeError, ValueError):
+            raise ValueError(f"providers.{self.name}.{key} must be an integer, got {raw!r}") from None
+        if value <= 0:
+            raise ValueError(f"providers.{self.name}.{key} must be positive, got {value}")
+        return value
 
     @classmethod
     def auto_settings(cls) -> ProviderSettings | None:

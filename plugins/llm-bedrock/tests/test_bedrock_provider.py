@@ -181,6 +181,10 @@ def test_settings_defaults_and_errors():
     assert "eu.anthropic.claude-sonnet-4-6-v1" in {m.id for m in eu.static_models()}
     with pytest.raises(ValueError, match="bearer_token.*api_key.*secret_key"):
         BedrockProvider("bedrock", ProviderSettings(api_key="AKID"))
+    with pytest.raises(ValueError, match=r"providers\.bedrock\.max_tokens must be an integer"):
+        BedrockProvider("bedrock", ProviderSettings(bearer_token="t", max_tokens="many"))
+    with pytest.raises(ValueError, match="embedding_dimensions must be 256, 512 or 1024"):
+        BedrockProvider("bedrock", ProviderSettings(bearer_token="t", embedding_dimensions=300))
 
 
 def test_auto_settings_follow_the_aws_environment(monkeypatch):
