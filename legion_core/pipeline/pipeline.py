@@ -89,6 +89,11 @@ class Guards:
         impls = hook.get_hookimpls()
         if any(getattr(i, "wrapper", False) or getattr(i, "hookwrapper", False) for i in impls):
             return None  # wrappers need pluggy's own call loop
+        if impls and getattr(self.plugins, "_trace_undo", None) is not None:  # LEGION_TRACE_PLUGINS
+            import sys
+
+            names = ",".join(i.plugin_name for i in reversed(impls))
+            print(f"[legion trace] {hook_name} -> {names} (chained)", file=sys.stderr)
         return list(reversed(impls))
 
     async def before(self, request: ChatRequest, context: RequestContext) -> ChatRequest:
