@@ -234,6 +234,9 @@ class LlamaCppProvider(Provider):
         text = str(exc)
         if isinstance(exc, ModelLoadError):
             return ProviderUnavailable(f"{self.name}: {text}", provider=self.name)
+        if type(exc).__name__ == "LlamaChatCompletionHandlerNotFoundException":
+            return ProviderUnavailable(f"{self.name}: providers.{self.name}.chat_format is not a known "
+                                       f"llama-cpp-python chat format: {text}", provider=self.name)
         if "exceed context window" in text or "context window" in text.lower():
             return ContextOverflow(f"{self.name}: {text}", provider=self.name)
         return ProviderUnavailable(f"{self.name}: llama.cpp failed: {type(exc).__name__}: {text}",

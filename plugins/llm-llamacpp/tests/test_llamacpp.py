@@ -116,6 +116,15 @@ async def test_not_a_gguf_maps_to_unavailable_and_unhealthy(tmp_path):
         await p.aclose()
 
 
+async def test_unknown_chat_format_names_the_setting():
+    p = LlamaCppProvider("local", ProviderSettings(chat_format="no-such-format"))
+    try:
+        with pytest.raises(ProviderUnavailable, match=r"providers\.local\.chat_format.*chatml"):
+            await p.chat(text_request("hi", max_tokens=2), MODEL)
+    finally:
+        await p.aclose()
+
+
 async def test_images_and_tools_are_refused_before_generating(provider):
     img = ChatRequest(messages=[Message(role="user", content=[
         TextBlock(text="what is this?"), ImageBlock(data="aGk=")])])
