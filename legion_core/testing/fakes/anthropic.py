@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections import deque
 from typing import Any
 
 from aiohttp import web
@@ -124,7 +125,8 @@ class FakeAnthropic(FakeServer):
         self.tool_arguments: dict[str, Any] | None = dict(DEFAULT_TOOL_ARGUMENTS)
         #: (input_tokens, output_tokens) reported for every message.
         self.usage: tuple[int, int] = DEFAULT_USAGE
-        self.chat_bodies: list[dict[str, Any]] = []
+        #: The last chat bodies received (bounded: benchmarks send thousands).
+        self.chat_bodies: deque[dict[str, Any]] = deque(maxlen=64)
         #: Emit a `ping` frame after `message_start` (as the real API does).
         self.ping = True
         self._stream_error: tuple[str, str] | None = None

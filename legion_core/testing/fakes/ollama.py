@@ -31,6 +31,7 @@ import hashlib
 import json
 import math
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -132,7 +133,8 @@ class FakeOllama(FakeServer):
         self.tool_arguments: dict[str, Any] | None = dict(DEFAULT_TOOL_ARGUMENTS)
         #: (prompt_eval_count, eval_count) reported for every chat.
         self.usage: tuple[int, int] = DEFAULT_USAGE
-        self.chat_bodies: list[dict[str, Any]] = []
+        #: The last chat bodies received (bounded: benchmarks send thousands).
+        self.chat_bodies: deque[dict[str, Any]] = deque(maxlen=64)
         self.split_writes = False
         #: (after_chunks, message): the next stream sends an `{"error": message}` line after that
         #: many chunks and ends (how Ollama reports a runner that dies mid-generation).

@@ -37,7 +37,13 @@ from legion_llm_anthropic import catalog
 from legion_llm_anthropic.errors import from_error_body, from_transport
 from legion_llm_anthropic.pool import Pool
 from legion_llm_anthropic.sse import SSEDecoder
-from legion_llm_anthropic.wire import STOP_REASONS, request_to_wire, response_from_wire, usage_from_wire
+from legion_llm_anthropic.wire import (
+    REDACTED,
+    STOP_REASONS,
+    request_to_wire,
+    response_from_wire,
+    usage_from_wire,
+)
 
 API_VERSION = "2023-06-01"
 
@@ -275,6 +281,8 @@ class _StreamState:
                 return [TextDelta(text=block["text"])]
             if block.get("type") == "thinking" and block.get("thinking"):
                 return [ThinkingDelta(thinking=block["thinking"])]
+            if block.get("type") == "redacted_thinking":
+                return [ThinkingDelta(thinking="", signature=REDACTED + str(block.get("data", "")))]
             return []
         if etype == "content_block_delta":
             d = ev.get("delta") or {}

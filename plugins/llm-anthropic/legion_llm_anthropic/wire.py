@@ -29,6 +29,10 @@ STOP_REASONS: dict[str, StopReason] = {
     "model_context_window_exceeded": "max_tokens",
 }
 
+#: A `redacted_thinking` block travels as a ThinkingBlock whose signature carries this prefix
+#: and the encrypted data, so that it is replayed as `redacted_thinking`, untouched.
+REDACTED = "redacted_thinking:"
+
 JSON_INSTRUCTION = "Respond with a single valid JSON value and nothing else."
 
 
@@ -65,6 +69,8 @@ def block_to_wire(block: Any) -> dict[str, Any] | None:
         # provider) is dropped rather than rejected.
         if not block.signature:
             return None
+        if block.signature.startswith(REDACTED):
+            return {"type": "redacted_thinking", "data": block.signature[len(REDACTED):]}
         return {"type": "thinking", "thinking": block.thinking, "signature": block.signature}
     raise BadRequest(f"unsupported content block {type(block).__name__}")
 
@@ -161,7 +167,7 @@ def block_from_wire(b: dict[str, Any]) -> ContentBlock | None:
     if t == "thinking":
         return ThinkingBlock(thinking=b.get("thinking", ""), signature=b.get("signature"))
     if t == "redacted_thinking":
-        return ThinkingBlock(thinking="", signature=b.get("data"))
+        return ThinkingBlock(thinking="", signature=REDACTED + str(b.get("data", "")))
     return None
 
 

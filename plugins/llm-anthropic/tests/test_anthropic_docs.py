@@ -44,3 +44,15 @@ def test_catalog_table_matches_the_catalog() -> None:
         row = next((ln for ln in text.splitlines() if ln.startswith(f"| `{mid}` |")), None)
         assert row is not None, f"{mid} missing from the doc's catalog table"
         assert f"| {e.thinking} |" in row
+
+
+def test_readme_settings_example_configures_the_provider() -> None:
+    readme = SRC.parent / "README.md"
+    blocks = re.findall(r"```json\n(.*?)```", readme.read_text(), re.S)
+    assert blocks, "the README shows a settings example"
+    for raw in blocks:
+        settings = Settings.model_validate(json.loads(raw))
+        assert settings.llm.providers, "the example configures a provider"
+        for pname, ps in settings.llm.providers.items():
+            p = AnthropicProvider(pname, ps)
+            assert p.kind == ps.type and p.default_model

@@ -391,3 +391,18 @@ async def test_fixed_reply_mode_for_benchmarks(legion_fake_factory: Any) -> None
         assert fake.calls["messages"] == 2 and not fake.chat_bodies  # no bookkeeping in this mode
     finally:
         await p.aclose()
+
+
+def test_redacted_thinking_round_trips_untouched() -> None:
+    from legion_llm_anthropic.wire import block_from_wire, block_to_wire
+
+    wire = {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix/LafPsn4aDFIT"}
+    block = block_from_wire(wire)
+    assert isinstance(block, ThinkingBlock) and block.thinking == ""
+    assert block_to_wire(block) == wire
+    # a signed thinking block with its text omitted (adaptive `display: omitted`) stays `thinking`
+    omitted = {"type": "thinking", "thinking": "", "signature": "EqQBsig"}
+    assert block_to_wire(block_from_wire(omitted)) == omitted
+    chunks = _events(("content_block_start", '{"type":"content_block_start","index":0,"content_block":'
+                                             '{"type":"redacted_thinking","data":"EmwKAhgB"}}'))
+    assert [(c.thinking, c.signature) for c in chunks] == [("", "redacted_thinking:EmwKAhgB")]

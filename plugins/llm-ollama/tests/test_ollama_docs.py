@@ -37,3 +37,15 @@ def test_every_option_is_documented() -> None:
     assert read, "the provider reads options"
     missing = sorted(k for k in read if f"`{k}`" not in text)
     assert not missing, f"undocumented settings: {missing}"
+
+
+def test_readme_settings_example_configures_the_provider() -> None:
+    readme = SRC.parent / "README.md"
+    blocks = re.findall(r"```json\n(.*?)```", readme.read_text(), re.S)
+    assert blocks, "the README shows a settings example"
+    for raw in blocks:
+        settings = Settings.model_validate(json.loads(raw))
+        assert settings.llm.providers, "the example configures a provider"
+        for pname, ps in settings.llm.providers.items():
+            p = OllamaProvider(pname, ps)
+            assert p.kind == ps.type and p.default_model
