@@ -18,6 +18,7 @@ it would be logged. Errors and warnings name references, never values.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import re
@@ -44,6 +45,13 @@ SchemeResolver = Callable[[str], "str | None"]
 SecretRef = str | list[str] | None
 
 _REF_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://(.*)\Z", re.S)
+_USERINFO_RE = re.compile(r"\b([A-Za-z][A-Za-z0-9+.\-]*://)[^/@\s]+@")
+#: Ordinary URLs (a Redis URL in `llm.state.url`, an endpoint...): literals, unless a plugin
+#: registers the scheme. Any other unregistered scheme is an error (a typo like ``evn://``).
+URL_SCHEMES = frozenset({
+    "http", "https", "ws", "wss", "tcp", "unix", "redis", "rediss", "valkey", "postgres",
+    "postgresql", "mysql", "sqlite", "mongodb", "mongodb+srv", "amqp", "amqps", "nats",
+})
 DEFAULT_VAULT_TIMEOUT = 3.0
 
 
@@ -76,9 +84,15 @@ def describe_ref(ref: SecretRef) -> str:
         return "<unset>"
     if isinstance(ref, list):
         return " | ".join(describe_ref(r) for r in ref) or "<empty list>"
-    if parse_ref(ref) is not None:
+    parsed = parse_ref(ref)
+    if parsed is not None and parsed[0] not in URL_SCHEMES:
         return ref
     return "<literal>"
+
+
+def mask_userinfo(text: str) -> str:
+    """``redis://:pw@host`` -> ``redis://***@host``: a URL's credentials are a secret too."""
+    return _USERINFO_RE.sub(r"\1***@", text)
 
 
 # ------------------------------------------------------------------ schemes
@@ -149,8 +163,12 @@ def _resolve_one(ref: Any, schemes: Mapping[str, SchemeResolver]) -> str | None:
     else:
         scheme, rest = parsed
         resolver = schemes.get(scheme)
+        if resolver is None and scheme in URL_SCHEMES:
+            return _literal(ref)
         if resolver is None:
-            raise SecretError(f"unknown secret scheme {scheme!r} in reference {ref!r}; "
+            close = difflib.get_close_matches(scheme, list(schemes), n=1, cutoff=0.5)
+            hint = f"did you mean {close[0]}://? " if close else ""
+            raise SecretError(f"unknown secret scheme {scheme!r} in reference {ref!r}; {hint}"
                               f"registered schemes: {', '.join(sorted(schemes))}", reference=ref)
         try:
             value = resolver(rest)
@@ -164,6 +182,15 @@ def _resolve_one(ref: Any, schemes: Mapping[str, SchemeResolver]) -> str | None:
     if value:
         redact(value)
     return value or None
+
+
+def _literal(url: str) -> str:
+    m = _USERINFO_RE.match(url)
+    if m:  # mask the password (and the URL with it) wherever it would be printed
+        redact(url)
+        userinfo = url[len(m.group(1)):m.end() - 1]
+        redact(userinfo.partition(":")[2] or userinfo)
+    return url
 
 
 # ------------------------------------------------------------------ Vault KV v2

@@ -191,18 +191,30 @@ def _normalize(layer: dict[str, Any]) -> dict[str, Any]:
 # ------------------------------------------------------------------ layers
 def _read_file(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # tolerate a BOM from Windows editors
     except UnicodeDecodeError as e:
         raise SettingsError(f"not UTF-8 text (byte {e.start})", file=str(path)) from None
     except OSError as e:
         raise SettingsError(f"cannot read the file: {e.strerror}", file=str(path)) from None
     if not text.strip():
         return {}
+    duplicates: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: set[str] = set()
+        for k, _ in items:
+            if k in seen:
+                duplicates.append(k)
+            seen.add(k)
+        return dict(items)
+
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=pairs)
     except json.JSONDecodeError as e:
         raise SettingsError(f"malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}",
                             file=str(path)) from None
+    for k in dict.fromkeys(duplicates):
+        log.warning("duplicate key in a settings file; the last one wins", file=str(path), key=k)
     if not isinstance(data, dict):
         raise SettingsError("a settings file must hold one JSON object", file=str(path),
                             got=_json_type(data), expected="an object, e.g. {\"llm\": {...}}")
@@ -552,7 +564,9 @@ def _got(value: Any, parts: Parts) -> str:
     t = _json_type(value)
     if _is_secret_path(parts) or isinstance(value, dict | list | tuple):
         return t
-    text = scrub(json.dumps(value, default=str))
+    from legion_core.secrets import mask_userinfo
+
+    text = mask_userinfo(scrub(json.dumps(value, default=str)))
     if len(text) > 60:
         text = text[:57] + "..."
     return f"{t} {text}"

@@ -5,7 +5,7 @@ Redaction rules (the view is printed, so it must never carry a secret):
 - under a secret-looking key (api_key, secret, token, password, bearer, credential...), any
   other string (a literal secret) shows as ``***``;
 - anywhere, a value that was resolved as a secret this process (`legion_core.log.redact`)
-  is masked as ``***``.
+  is masked as ``***``, and so is the user:password part of any URL.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from legion_core.log import MASK, scrub
-from legion_core.secrets import is_reference
+from legion_core.secrets import is_reference, mask_userinfo
 from legion_core.settings.loader import SECRET_KEY_RE, LoadedSettings, Parts, leaves, path_str
 
 
@@ -31,10 +31,10 @@ def redact_value(parts: Parts, value: Any) -> Any:
     if not isinstance(value, str):
         return value
     if is_reference(value):
-        return scrub(value)
+        return mask_userinfo(scrub(value))
     if secret_key and value:
         return MASK
-    return scrub(value)
+    return mask_userinfo(scrub(value))
 
 
 def _effective_doc(loaded: LoadedSettings) -> dict[str, Any]:

@@ -125,3 +125,28 @@ def test_a_raising_plugin_scheme_becomes_a_secret_error_without_details(tmp_path
 
 def test_builtins_are_present_even_without_the_builtin_plugin():
     assert {"env", "vault"} <= set(schemes_for(PluginManager()))
+
+
+def test_misspelt_scheme_gets_a_hint():
+    with pytest.raises(SecretError, match=r"did you mean env://\?"):
+        resolve("evn://OPENAI_API_KEY")
+
+
+def test_ordinary_urls_are_literals_with_their_password_masked():
+    assert resolve("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+    url = "rediss://:url-password-2718@cache.internal:6380/0"
+    assert resolve(url) == url
+    assert describe_ref(url) == "<literal>"  # warnings never print it
+    assert scrub(f"connecting to {url}") == "connecting to ***"
+    assert scrub("the password is url-password-2718") == "the password is ***"
+
+
+def test_a_plugin_may_claim_a_url_scheme():
+    class HttpsScheme:
+        @hookimpl
+        def legion_secret_schemes(self, register):
+            register("https", lambda rest: "fetched:" + rest)
+
+    pm = PluginManager()
+    pm.register(HttpsScheme(), name="legion-secret-https")
+    assert resolve("https://secrets.internal/openai", schemes_for(pm)) == "fetched:secrets.internal/openai"

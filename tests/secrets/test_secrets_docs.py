@@ -95,3 +95,9 @@ def test_python_example(monkeypatch):
     ns: dict = {}
     exec(lines[0], ns)
     assert [eval(ln, ns) for ln in lines[1:] if ln] == ["/home/doc-user", "literal-fallback"]
+
+
+def test_typo_example_is_real():
+    with pytest.raises(SecretError) as info:
+        resolve("evn://OPENAI_API_KEY")
+    assert f"`{info.value}`" in DOC.read_text()

@@ -152,3 +152,24 @@ def test_env_segments_find_keys_a_variable_name_cannot_spell(home, write, monkey
     assert llm.providers["gpu-box"].tier == "local"
     assert (llm.pricing["gpt-4.1"].input, llm.pricing["gpt-4.1"].output) == (2.0, 8.0)
     assert loaded.provenance['llm.pricing["gpt-4.1"].output'] == "env:LEGION__LLM__PRICING__GPT_4_1__OUTPUT"
+
+
+def test_duplicate_keys_warn_and_the_last_wins(home, write, capfd):
+    import json as _json
+
+    from legion_core import log
+
+    write("10.json", '{"llm": {"tool_loop_limit": 2, "tool_loop_limit": 5}}')
+    log.configure("warning", "json")
+    try:
+        assert load_settings(home).settings.llm.tool_loop_limit == 5
+    finally:
+        log.configure()
+    events = [_json.loads(ln) for ln in capfd.readouterr().err.splitlines() if ln.startswith("{")]
+    assert [(e["event"], e["key"]) for e in events] == \
+        [("duplicate key in a settings file; the last one wins", "tool_loop_limit")]
+
+
+def test_a_byte_order_mark_is_tolerated(home):
+    (home / "settings" / "10.json").write_bytes(b'\xef\xbb\xbf{"llm": {"tool_loop_limit": 6}}')
+    assert load_settings(home).settings.llm.tool_loop_limit == 6

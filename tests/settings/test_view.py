@@ -84,3 +84,11 @@ def test_plugin_sections_show_with_their_defaults(home, write):
     nested = redacted_settings(loaded)
     assert nested["budget"] == {"daily_usd": 10.0, "webhook_token": "***"}
     assert json.dumps(nested)  # JSON-ready
+
+
+def test_url_credentials_are_masked(home, write):
+    write("10.json", {"llm": {"providers": {"p": {"base_url": "https://bob:pw-in-url-1618@llm.internal/v1"}},
+                              "state": {"backend": "redis", "url": "redis://:redis-pw-1414@cache:6379/0"}}})
+    view = effective_dict(load_settings(home))
+    assert view["llm.providers.p.base_url"]["value"] == "https://***@llm.internal/v1"
+    assert view["llm.state.url"]["value"] == "redis://***@cache:6379/0"
