@@ -292,6 +292,7 @@ class LlamaCppProvider(Provider):
                     started = True
                     yield TextDelta(text=delta["content"])
                 for tc in delta.get("tool_calls") or []:
+                    out_tokens += 1
                     idx = int(tc.get("index", 0))
                     fn = tc.get("function") or {}
                     first = idx not in tool_ids

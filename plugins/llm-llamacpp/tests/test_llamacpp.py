@@ -24,6 +24,7 @@ from legion_core.types import (
     Message,
     TextBlock,
     TextDelta,
+    ToolCallDelta,
     ToolResultBlock,
     ToolSpec,
     ToolUseBlock,
@@ -294,3 +295,26 @@ async def test_preload_loads_in_the_background_at_startup():
     assert p.engine.loaded and (await p.health()).detail == "loaded"
     await p.aclose()
     assert not p.engine.loaded
+
+
+async def test_forced_tool_call_from_the_real_model():
+    """With a function-calling chat format and a named tool_choice, llama.cpp constrains the
+    output with a grammar, so even the 135M model produces a well-formed call."""
+    from legion_core.testing.conformance import WEATHER_TOOL, collect_stream
+
+    p = LlamaCppProvider("fc", ProviderSettings(chat_format="chatml-function-calling"))
+    req = text_request("What's the weather in Paris?", tools=[WEATHER_TOOL], tool_choice="required",
+                       max_tokens=40)
+    try:
+        r = await p.chat(req, MODEL)
+        [call] = r.tool_calls
+        assert call.name == "get_weather" and isinstance(call.arguments.get("city"), str) and call.id
+        assert r.stop_reason == "tool_use"
+        res = await collect_stream(p.stream(req, MODEL))
+    finally:
+        await p.aclose()
+    assert res.error is None
+    [scall] = res.tool_calls
+    assert scall.name == "get_weather" and scall.arguments == call.arguments  # greedy: same call
+    assert sum(isinstance(c, ToolCallDelta) for c in res.chunks) > 2  # streamed in pieces
+    assert res.done.stop_reason == "tool_use" and res.usage.output_tokens > 0
