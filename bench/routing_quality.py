@@ -88,9 +88,13 @@ def main() -> int:
         prompts = [r["prompt"] for r in rows]
         weak = [float(r["weak"]) for r in rows]
         strong = [float(r["strong"]) for r in rows]
-        t0 = time.perf_counter()
-        ours = [estimate_complexity(p) for p in prompts]
-        per_prompt_us = (time.perf_counter() - t0) / len(prompts) * 1e6
+        ours, times = [], []
+        for p in prompts:  # first sight of each prompt: the token memo is cold for new words
+            t0 = time.perf_counter_ns()
+            ours.append(estimate_complexity(p))
+            times.append((time.perf_counter_ns() - t0) / 1000)
+        times.sort()
+        per_prompt_us = (statistics.median(times), times[max(0, int(len(times) * 0.99) - 1)])
         rand = [evaluate([random.Random(seed * 7919 + i).random() for i in range(len(rows))], weak, strong)
                 for seed in range(50)]
         res = {
@@ -119,7 +123,9 @@ def main() -> int:
         a = res["estimate_complexity"][0]
         if target:
             print(f"  -> estimate_complexity {'meets' if a >= target else 'MISSES'} the target "
-                  f"({a:.3f} vs {target:.2f}); mean {res['us_per_prompt']:.0f} us per prompt")
+                  f"({a:.3f} vs {target:.2f})")
+        p50, p99 = res["us_per_prompt"]
+        print(f"  estimate_complexity time per prompt: median {p50:.0f} us, p99 {p99:.0f} us (target p99 < 1000 us)")
     return 0
 
 
