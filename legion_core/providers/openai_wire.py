@@ -36,6 +36,7 @@ from legion_core.errors import (
 from legion_core.log import scrub
 from legion_core.providers.base import Provider
 from legion_core.providers.http import retry_after_seconds, timeouts_for, transport_error
+from legion_core.settings.models import TimeoutSettings
 from legion_core.types import (
     ChatRequest,
     ChatResponse,
@@ -464,6 +465,8 @@ class OpenAIWireProvider(Provider):
         self._transport: AiohttpTransport
         self._timeout_ext: dict[str, Any] = {}
         self._post_headers: dict[str, str] = {}
+        #: The kernel's `llm.timeouts`, under this provider's own `timeout_*` (see `apply_timeouts`).
+        self.timeout_defaults: TimeoutSettings | None = None
 
     # ---------------------------------------------------------------- plumbing
     @property
@@ -478,6 +481,18 @@ class OpenAIWireProvider(Provider):
         if self.api_key:
             h["Authorization"] = f"Bearer {self.api_key}"
         return h
+
+    async def apply_timeouts(self, defaults: TimeoutSettings) -> None:
+        """Use the kernel's `llm.timeouts` wherever this provider sets none (plugins call this
+        from `legion_startup`); the pool is rebuilt on next use."""
+        self.timeout_defaults = defaults
+        await self.aclose()
+
+    @property
+    def total_timeout(self) -> float | None:
+        if self.settings.timeout_total is not None:
+            return self.settings.timeout_total
+        return self.timeout_defaults.total if self.timeout_defaults is not None else None
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -495,7 +510,7 @@ class OpenAIWireProvider(Provider):
             limits = httpx.Limits(max_connections=s.max_connections,
                                   max_keepalive_connections=s.max_connections, keepalive_expiry=30)
             self._transport = AiohttpTransport(limits=limits, trust_env=False)
-            timeout = timeouts_for(s)
+            timeout = timeouts_for(s, self.timeout_defaults)
             self._http = httpx.AsyncClient(base_url=self.base_url or "", headers=self.headers(),
                                            transport=self._transport, timeout=timeout)
             self._timeout_ext = timeout.as_dict()
@@ -570,7 +585,7 @@ class OpenAIWireProvider(Provider):
         t0 = time.perf_counter()
         call = self.post_json("/chat/completions", self.chat_body(request, model, stream=False),
                               token=request.pass_through_token)
-        total = self.settings.timeout_total
+        total = self.total_timeout
         if total is None:
             data = await call
         else:

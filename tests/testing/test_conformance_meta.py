@@ -42,9 +42,9 @@ MODULE = textwrap.dedent('''
 
 
     class EverythingUnavailable(Good):
-        async def post_json(self, path, body):
+        async def post_json(self, path, body, **kw):
             try:
-                return await super().post_json(path, body)
+                return await super().post_json(path, body, **kw)
             except ProviderError as e:
                 raise ProviderUnavailable(e.message, provider=self.name) from None
 

@@ -29,3 +29,13 @@ async def legion_discover_models(provider: Any) -> Any:
         return await provider.discover()
     except ProviderError:
         return []
+
+
+@hookimpl
+async def legion_startup(legion: Any) -> None:
+    """Apply the kernel's `llm.timeouts` to this plugin's providers wherever they set none."""
+    from legion_llm_vllm.provider import VLLMProvider
+
+    for provider in legion.registry.providers.values():
+        if isinstance(provider, VLLMProvider):
+            await provider.apply_timeouts(legion.settings.llm.timeouts)
