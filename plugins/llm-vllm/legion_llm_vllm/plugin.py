@@ -15,20 +15,17 @@ def legion_register_providers(register):  # type: ignore[no-untyped-def]
 
 
 @hookimpl
-async def legion_discover_models(provider: Any) -> Any:
+def legion_discover_models(provider: Any) -> Any:
     """`GET /v1/models` on every vLLM-type provider: served models, `max_model_len` as the window.
 
-    An unreachable server reports no models (its health check says why), never an exception.
+    Returns None at once for other providers (no coroutine is created for them), else an
+    awaitable list. An unreachable server reports no models (its health check says why).
     """
-    from legion_core.errors import ProviderError
     from legion_llm_vllm.provider import VLLMProvider
 
     if not isinstance(provider, VLLMProvider):
         return None
-    try:
-        return await provider.discover()
-    except ProviderError:
-        return []
+    return provider.discover_or_empty()
 
 
 @hookimpl

@@ -71,6 +71,13 @@ class VLLMProvider(OpenAIWireProvider):
                                  available=True, loaded=True))
         return out
 
+    async def discover_or_empty(self) -> list[ModelInfo]:
+        """`discover()`, with an unreachable or failing server reported as no models."""
+        try:
+            return await self.discover()
+        except ProviderError:
+            return []
+
     def static_models(self) -> list[ModelInfo]:
         """Nothing is known without asking the server, except a configured default model."""
         if not self.default_model:

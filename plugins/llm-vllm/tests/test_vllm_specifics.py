@@ -63,7 +63,7 @@ async def test_discovery_hook_reads_max_model_len(make: Any) -> None:
 
 async def test_discovery_hook_ignores_other_providers_and_survives_outages(make: Any, free_port: int) -> None:
     other = OpenAIWireProvider("x", ProviderSettings(base_url="http://127.0.0.1:1/v1"))
-    assert await plugin.legion_discover_models(other) is None
+    assert plugin.legion_discover_models(other) is None  # no coroutine left un-awaited
     assert await plugin.legion_discover_models(make(f"http://127.0.0.1:{free_port}/v1")) == []
 
 
