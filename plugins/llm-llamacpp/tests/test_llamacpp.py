@@ -1,5 +1,8 @@
 """The embedded default against the real bundled model (SmolLM2-135M-Instruct, 98 MB, CPU).
 
+Tests that generate text are marked `slow` (the project's marker for "needs a real local
+model"); `-m "not slow"` keeps the contract, translation and error-path tests only.
+
 One provider (one loaded model) per module, and few, short generations: the point is that
 real answers come back, stream token by token, and never block the event loop.
 """
@@ -158,6 +161,7 @@ def test_generation_defaults_are_deterministic_and_bounded(provider):
 
 
 # ---------------------------------------------------------------- real generations
+@pytest.mark.slow
 async def test_chat_answers_from_the_real_model(provider):
     r = await provider.chat(text_request("What day comes after Tuesday?", max_tokens=24), MODEL)
     assert r.text.strip()
@@ -168,6 +172,7 @@ async def test_chat_answers_from_the_real_model(provider):
     assert again.text == r.text  # temperature 0 by default
 
 
+@pytest.mark.slow
 async def test_stream_is_token_by_token_and_loop_stays_responsive(provider):
     ticks = 0
     done = asyncio.Event()
@@ -197,6 +202,7 @@ async def test_stream_is_token_by_token_and_loop_stays_responsive(provider):
     assert len(set(seen_at)) >= len(deltas) // 2
 
 
+@pytest.mark.slow
 async def test_abandoned_stream_frees_the_model_for_the_next_call(provider):
     agen = provider.stream(text_request("Write a long story about a cat.", max_tokens=200), MODEL)
     first = await agen.__anext__()
@@ -206,6 +212,7 @@ async def test_abandoned_stream_frees_the_model_for_the_next_call(provider):
     assert r.text.strip() and r.usage.output_tokens <= 4
 
 
+@pytest.mark.slow
 async def test_concurrent_requests_are_serialized_not_corrupted(provider):
     a, b = await asyncio.gather(
         provider.chat(text_request("What day comes after Tuesday?", max_tokens=6), MODEL),
@@ -214,6 +221,7 @@ async def test_concurrent_requests_are_serialized_not_corrupted(provider):
     assert a.text == b.text and a.text.strip()
 
 
+@pytest.mark.slow
 async def test_embeddings_have_the_model_dimension(provider):
     r = await provider.embed(["the cat sat on the mat", "a cat was sitting on a mat",
                               "quarterly revenue grew by ten percent"], MODEL)
@@ -229,6 +237,7 @@ async def test_embeddings_have_the_model_dimension(provider):
 
 
 async def test_discovery_reports_the_loaded_model(provider):
+    await provider.engine.preload()  # no-op when an earlier test already loaded it
     [m] = await provider.list_models()
     assert m.available is True and m.loaded is True
     assert m.memory_bytes == provider.model_path.stat().st_size
@@ -249,6 +258,7 @@ async def test_prompt_longer_than_n_ctx_is_context_overflow():
         await p.aclose()
 
 
+@pytest.mark.slow
 async def test_json_mode_yields_json(provider):
     r = await provider.chat(text_request(
         "Give a JSON object with key name set to Bob.", max_tokens=24,
@@ -297,6 +307,7 @@ async def test_preload_loads_in_the_background_at_startup():
     assert not p.engine.loaded
 
 
+@pytest.mark.slow
 async def test_forced_tool_call_from_the_real_model():
     """With a function-calling chat format and a named tool_choice, llama.cpp constrains the
     output with a grammar, so even the 135M model produces a well-formed call."""

@@ -12,6 +12,8 @@ pytest.importorskip("legion_core.pipeline.pipeline")
 KEY_VARS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
             "AWS_BEARER_TOKEN_BEDROCK", "LEGION_HOME")
 
+pytestmark = pytest.mark.slow  # generates with the real bundled model
+
 
 async def test_boots_with_nothing_configured_and_answers_locally(tmp_path, monkeypatch):
     from legion_core.lifecycle import Legion

@@ -16,6 +16,8 @@ from legion_llm_llamacpp.provider import LlamaCppProvider
 
 from legion_core.testing.conformance import ProviderConformance
 
+pytestmark = pytest.mark.slow  # generates with the real bundled model
+
 
 @pytest.fixture(scope="module")
 def shared_provider():
