@@ -673,4 +673,8 @@ def _none_message(d: RoutingDecision, what: str = "candidate") -> str:
     for c in d.candidates:
         reasons.setdefault(c.dropped or "?", []).append(f"{c.provider}/{c.model}")
     parts = [f"{r}: {', '.join(names[:3])}{' …' if len(names) > 3 else ''}" for r, names in reasons.items()]
-    return f"no viable {what} ({len(d.candidates)} considered): " + "; ".join(parts)
+    msg = f"no viable {what} ({len(d.candidates)} considered): " + "; ".join(parts)
+    if len(reasons) == 1 and next(iter(reasons)).startswith("request asks for model"):
+        known = [f"{c.provider}/{c.model}" for c in d.candidates]
+        msg += f". Known models: {', '.join(known[:10])}{' …' if len(known) > 10 else ''}"
+    return msg

@@ -241,6 +241,7 @@ def test_unknown_model_is_a_clear_error(make_router):
     with pytest.raises(NoProviderAvailable) as ei:
         r.decide(text_request("hi", model="gpt-17"))
     assert "request asks for model 'gpt-17'" in str(ei.value)
+    assert "Known models: local/tiny, fleet/llama-70b" in str(ei.value)
 
 
 def test_aliases(make_router):
