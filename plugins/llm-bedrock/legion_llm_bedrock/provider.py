@@ -92,6 +92,7 @@ class BedrockProvider(Provider):
         self.profile_prefix: str | None = None if prefix is None else str(prefix)
         self._client: httpx.AsyncClient | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
+        self._warm: Any = None
 
     def _int(self, key: str, default: int) -> int:
         raw = self.option(key, default)
@@ -135,6 +136,10 @@ class BedrockProvider(Provider):
 
     async def startup(self) -> None:
         self.client()
+        if self.auth.mode == "sigv4":
+            # botocore's signer takes ~0.6 s to import; do it off the loop now rather than
+            # inside the first request.
+            self._warm = asyncio.get_running_loop().run_in_executor(None, _import_signer)
 
     async def aclose(self) -> None:
         if self._client is not None and not self._client.is_closed:
@@ -275,6 +280,10 @@ class BedrockProvider(Provider):
         results = await asyncio.gather(*(one(t) for t in texts))
         return EmbedResponse(embeddings=[v for v, _ in results], model=mid, provider=self.name, tier=self.tier,
                              usage=Usage(input_tokens=sum(n for _, n in results)))
+
+
+def _import_signer() -> None:
+    import botocore.auth  # noqa: F401
 
 
 class _StreamState:
