@@ -486,6 +486,8 @@ class Router:
         viable: list[tuple[tuple[Any, ...], _Cand, float, CompiledRule | None, float]] = []
         dropped: list[tuple[_Cand, str]] = []
         accepts = self._accepts_for(target_rules) if target_rules else ()
+        simple = (excl_models is None and explicit is None and not disabled and not strict
+                  and never_cloud is None and max_idx is None and not free_only)
         for pname, group_cands in self._chat_groups:
             pwhy = self._provider_drop(pname, exclude, unhealthy, allow)
             if pwhy is not None:
@@ -496,7 +498,17 @@ class Router:
             p50 = (health.p50(pname) or 0.0) if latency else 0.0
             for c in group_cands:
                 reason = None
-                if excl_models is not None and c.full in excl_models:
+                if simple:  # the common case: only the per-model facts can drop it
+                    if c.discovery_drop is not None:
+                        reason = c.discovery_drop
+                    elif hard_caps and not hard_caps <= c.caps:
+                        reason = "lacks capability: " + ", ".join(sorted(hard_caps - c.caps))
+                    elif c.limit and need > c.limit:
+                        reason = (f"context window {c.model.context_window} too small for ~{need} tokens "
+                                  f"(10% headroom)")
+                    elif c.memory_bytes is not None:
+                        reason = self._memory_drop(c)
+                elif excl_models is not None and c.full in excl_models:
                     reason = "excluded (already tried)"
                 elif explicit is not None and not explicit.accepts(c):
                     reason = explicit.label
