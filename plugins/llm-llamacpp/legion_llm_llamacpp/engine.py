@@ -58,6 +58,9 @@ class LlamaEngine:
         self._embedder: Any = None
         self.load_error: str | None = None
         self._closed = False
+        #: Stop flags of the streams running now; `close()` sets them so shutdown need not wait
+        #: for a long generation to run to `max_tokens`.
+        self._active: set[threading.Event] = set()
 
     # ------------------------------------------------------------------ state
     @property
@@ -161,6 +164,7 @@ class LlamaEngine:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
         cancelled = threading.Event()
+        self._active.add(cancelled)
 
         def put(item: Any) -> None:
             try:
@@ -176,7 +180,10 @@ class LlamaEngine:
                         if cancelled.is_set():
                             break
                         put(("chunk", chunk))
-                    put(("end", int(llm.n_tokens)))
+                    if cancelled.is_set() and self._closed:
+                        put(("error", ModelLoadError("the llamacpp engine was closed during generation")))
+                    else:
+                        put(("end", int(llm.n_tokens)))
             except BaseException as e:  # noqa: BLE001 - re-raised on the loop side
                 put(("error", e))
             finally:
@@ -194,6 +201,7 @@ class LlamaEngine:
                 yield kind, value
         finally:
             cancelled.set()
+            self._active.discard(cancelled)
             if fut.done():
                 fut.result()
 
@@ -211,6 +219,8 @@ class LlamaEngine:
         if self._closed:
             return
         self._closed = True
+        for flag in list(self._active):
+            flag.set()
 
         def free() -> None:
             with self._lock:

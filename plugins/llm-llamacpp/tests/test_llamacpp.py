@@ -297,6 +297,23 @@ def test_tool_calling_formats_pass_tools_through():
     assert msgs[1]["tool_calls"][0]["function"] == {"name": "get_weather", "arguments": '{"city": "Oslo"}'}
 
 
+@pytest.mark.slow
+async def test_close_stops_a_running_stream():
+    from legion_core.errors import StreamInterrupted
+
+    p = LlamaCppProvider("closing", LlamaCppProvider.auto_settings())
+    agen = p.stream(text_request("Write a very long story about a lighthouse.", max_tokens=256), MODEL)
+    first = await agen.__anext__()
+    assert isinstance(first, TextDelta)
+    await p.aclose()  # must not wait for the remaining ~255 tokens
+    rest = []
+    with pytest.raises(StreamInterrupted, match="closed"):
+        async for c in agen:
+            rest.append(c)
+    assert not any(isinstance(c, DoneChunk) for c in rest)
+    assert sum(isinstance(c, TextDelta) for c in rest) < 200
+
+
 async def test_preload_loads_in_the_background_at_startup():
     p = LlamaCppProvider("pre", ProviderSettings(preload=True))
     assert not p.engine.loaded
