@@ -202,6 +202,7 @@ class Router:
         self._refresh_catalog()
         target = self._explicit(request.model, request.provider, request.tier)
         tokens = estimate_text_tokens(request.input)
+        longest = max((estimate_text_tokens([t]) for t in request.input), default=0)
         strict = request.intent.privacy == "strict"
         unhealthy = self._provider_signals({c.pname: c.provider for c in self._embed})[1]
         viable: list[tuple[tuple[Any, ...], _Cand]] = []
@@ -209,8 +210,8 @@ class Router:
         for c in self._embed:
             reason = self._provider_drop(c.pname, exclude, unhealthy) or self._model_drop(
                 c, exclude, target, strict, None)
-            if reason is None and c.limit and tokens > c.limit * len(request.input or [1]):
-                reason = "input too long for its context window"
+            if reason is None and c.limit and longest > c.limit:
+                reason = f"an input of ~{longest} tokens exceeds its context window {c.model.context_window}"
             if reason is None:
                 cost = tokens * c.in_price / 1e6 * c.cm
                 viable.append(((c.tidx, cost, c.pref, c.order), c))

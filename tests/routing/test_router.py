@@ -434,6 +434,12 @@ def test_decide_embed_prefers_local_then_cheapest(make_router):
         b.router.decide_embed(strict)
     explicit = b.router.decide_embed(EmbedRequest(input=["x"], model="openai/embed-small"))
     assert explicit.provider == "openai"
+    b.registry.set_reachable("local", True)
+    many_short = b.router.decide_embed(EmbedRequest(input=["a" * 4000] * 10))  # each fits in 2048 tokens
+    assert many_short.provider == "local"
+    one_long = b.router.decide_embed(EmbedRequest(input=["a" * 8000]))
+    assert one_long.provider == "openai"
+    assert "exceeds its context window 2048" in dropped(one_long)["local/nomic-embed"]
 
 
 def test_embedding_models_are_not_chat_candidates(make_router):
