@@ -248,8 +248,9 @@ def parse_completion(data: dict[str, Any], *, provider: str, tier: str, model: s
     if any(isinstance(b, ToolUseBlock) for b in content):
         stop = "tool_use"
     usage = parse_usage(data.get("usage")) or estimate_usage(request, text or "")
+    extra = {"id": data["id"]} if isinstance(data.get("id"), str) and data["id"] else {}
     return ChatResponse(model=data.get("model") or model, provider=provider, tier=tier, content=content,
-                        stop_reason=stop, usage=usage)
+                        stop_reason=stop, usage=usage, **extra)
 
 
 class StreamAssembler:
@@ -465,6 +466,7 @@ class OpenAIWireProvider(Provider):
         self._transport: AiohttpTransport
         self._timeout_ext: dict[str, Any] = {}
         self._post_headers: dict[str, str] = {}
+        self._urls: dict[str, httpx.URL] = {}
         #: The kernel's `llm.timeouts`, under this provider's own `timeout_*` (see `apply_timeouts`).
         self.timeout_defaults: TimeoutSettings | None = None
 
@@ -529,7 +531,10 @@ class OpenAIWireProvider(Provider):
         headers = dict(self._post_headers, Accept=accept)
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        request = httpx.Request("POST", f"{self.base_url}{path}", headers=headers, content=body,
+        url = self._urls.get(path)
+        if url is None:  # parsed once per path: URL parsing is a visible share of a request's CPU
+            url = self._urls[path] = httpx.URL(f"{self.base_url}{path}")
+        request = httpx.Request("POST", url, headers=headers, content=body,
                                 extensions={"timeout": self._timeout_ext})
         response = await self._transport.handle_async_request(request)
         response.request = request
