@@ -53,7 +53,7 @@ def curve(scores: list[float], weak: list[float], strong: list[float]) -> list[t
 
 
 def apgr(pts: list[tuple[float, float]], weak_mean: float, strong_mean: float) -> float:
-    auc = sum((x1 - x0) * (y0 + y1) / 2 for (x0, y0), (x1, y1) in zip(pts, pts[1:]))
+    auc = sum((x1 - x0) * (y0 + y1) / 2 for (x0, y0), (x1, y1) in zip(pts, pts[1:], strict=False))
     span = pts[-1][0] - pts[0][0]
     return (auc - weak_mean * span) / (strong_mean * span - weak_mean * span)
 
@@ -61,7 +61,7 @@ def apgr(pts: list[tuple[float, float]], weak_mean: float, strong_mean: float) -
 def cpt(pts: list[tuple[float, float]], weak_mean: float, strong_mean: float, frac: float = 0.5) -> float:
     """% of strong calls needed to recover `frac` of the quality gap (None-safe: 100 if never)."""
     target = weak_mean + frac * (strong_mean - weak_mean)
-    for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
+    for (x0, y0), (x1, y1) in zip(pts, pts[1:], strict=False):
         if y0 < target <= y1 or (y0 >= target and x0 == pts[0][0]):
             if y0 >= target:
                 return 100 * x0

@@ -98,7 +98,7 @@ class DiscoveryService:
         provider = self.registry.get(name)
         try:
             ok, detail, models = await asyncio.wait_for(self._probe(provider), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             ok, detail, models = False, f"no answer within {timeout:g}s", None
         except asyncio.CancelledError:
             raise

@@ -565,15 +565,15 @@ class Router:
             viable = self._rotate(viable, commit)
         cache = self._cs_cache
         cs = self._candidate_score
-        cands = []
+        cands: list[CandidateScore] = []
         add = cands.append
         for _, c, score, credited, _cost in viable:
             rname = credited.name if credited is not None else None
             o = cache.get((c.full, score, rname, None))
             add(o if o is not None else cs(c, score, rname, None))
-        for c, r in dropped:
-            o = cache.get((c.full, 0.0, None, r))
-            add(o if o is not None else cs(c, 0.0, None, r))
+        for c, why in dropped:
+            o = cache.get((c.full, 0.0, None, why))
+            add(o if o is not None else cs(c, 0.0, None, why))
         first = viable[0] if viable else None
         chosen = first[1] if first else None
         rule_name = first[3].name if first and first[3] else None

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from legion_core.types import ChatRequest
+from legion_core.types import ChatRequest, ImageBlock, TextBlock, ThinkingBlock, ToolResultBlock, ToolUseBlock
 
 CHARS_PER_TOKEN = 4
 PER_MESSAGE = 4
@@ -34,16 +34,13 @@ def estimate_tokens(request: ChatRequest) -> int:
             chars += len(c)
             continue
         for b in c:
-            t = b.type
-            if t == "text":
+            if isinstance(b, TextBlock | ToolResultBlock):
                 chars += len(b.text)
-            elif t == "tool_result":
-                chars += len(b.text)
-            elif t == "tool_use":
+            elif isinstance(b, ToolUseBlock):
                 chars += len(b.name) + _json_len(b.input)
-            elif t == "thinking":
+            elif isinstance(b, ThinkingBlock):
                 chars += len(b.thinking)
-            elif t == "image":
+            elif isinstance(b, ImageBlock):
                 extra += PER_IMAGE
     for tool in request.tools:
         extra += PER_TOOL
@@ -63,5 +60,5 @@ def user_text(request: ChatRequest) -> str:
         c = m.content
         if isinstance(c, str):
             return c
-        return "".join(b.text for b in c if b.type in ("text", "tool_result"))
+        return "".join(b.text for b in c if isinstance(b, TextBlock | ToolResultBlock))
     return ""

@@ -4,6 +4,7 @@ built from `LLMSettings` with in-test provider plugins registered through the re
 from __future__ import annotations
 
 import pytest
+from routing_fakes import ALL_TIERS
 
 from legion_core.errors import NoProviderAvailable
 from legion_core.hookspecs import hookimpl
@@ -18,7 +19,6 @@ from legion_core.types import (
     ToolSpec,
     text_request,
 )
-from routing_fakes import ALL_TIERS
 
 SIMPLE = "What day comes after Tuesday?"
 COMPLEX = ("Analyze the trade-offs between microservices and a monolith for a 10-person fintech startup: "
@@ -480,3 +480,17 @@ def test_unknown_tier_counts_as_cloud_for_privacy(make_router):
     b = make_router({"odd": {"type": "ollama", "tier": "edge"}})
     d = b.router.explain(text_request(SIMPLE, intent=Intent(privacy="strict")))
     assert d.provider is None and d.candidates[0].dropped == "privacy strict: never cloud"
+
+
+def test_token_estimate_counts_every_block_kind():
+    from legion_core.routing.tokens import PER_IMAGE, estimate_tokens
+    from legion_core.types import ThinkingBlock, ToolResultBlock, ToolUseBlock
+
+    base = estimate_tokens(text_request("x"))
+    msgs = [Message(role="user", content="x"),
+            Message(role="assistant", content=[ThinkingBlock(thinking="t" * 400),
+                                               ToolUseBlock(id="1", name="f", input={"q": "q" * 400})]),
+            Message(role="user", content=[ToolResultBlock(tool_use_id="1", content="r" * 400),
+                                          ImageBlock(data="AAAA")])]
+    full = estimate_tokens(text_request("x").model_copy(update={"messages": msgs}))
+    assert full >= base + 300 + PER_IMAGE
