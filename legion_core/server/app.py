@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -45,21 +46,25 @@ from legion_core.server.errors import (
 )
 from legion_core.server.metrics import Metrics
 from legion_core.server.streaming import SSEResponse, StreamOutcome
-from legion_core.types import TIERS, ChatRequest, EmbedRequest, RouteChunk, new_id
+from legion_core.types import TIERS, ChatRequest, EmbedRequest, RouteChunk
 
 log = get_logger("legion.gateway")
 
 AUTO = frozenset({"legion/auto", "auto"})
 _RID_OK = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 JSON_CT = (b"content-type", b"application/json")
+#: The auth result when auth is off and nothing is passed through.
+OPEN = AuthResult(True)
 
 
 class Call:
     """Per-request facts shared by the wrapper and the handler."""
 
-    __slots__ = ("rid", "t0", "auth", "dialect", "endpoint", "request")
+    __slots__ = ("rid", "t0", "auth", "dialect", "endpoint", "request", "h")
 
-    def __init__(self, rid: str, t0: float, dialect: str, endpoint: str, request: Request) -> None:
+    def __init__(self, rid: str, t0: float, dialect: str, endpoint: str, request: Request,
+                 h: dict[str, str] | None = None) -> None:
+        self.h = h if h is not None else headers_of(request.scope)
         self.rid = rid
         self.t0 = t0
         self.auth: AuthResult | None = None
@@ -117,16 +122,19 @@ class Gateway:
         return self.configured and self.legion.started()
 
     # ------------------------------------------------------------ request plumbing
-    def authenticate(self, request: Request) -> AuthResult:
+    def authenticate(self, call: Call) -> AuthResult:
         assert self.auth is not None
-        h = request.headers
+        if not self.auth.enabled and not self.auth.pass_through:
+            return OPEN
+        h = call.h
         res = self.auth.check(h.get("authorization"), h.get("x-api-key"))
         if not res.ok:
             raise unauthorized(res.reason)
         return res
 
-    async def read_body(self, request: Request) -> bytes:
-        cl = request.headers.get("content-length")
+    async def read_body(self, call: Call) -> bytes:
+        """The body, refused (413) past the limit: by Content-Length first, else while reading."""
+        cl = call.h.get("content-length")
         if cl is not None:
             try:
                 n = int(cl)
@@ -134,15 +142,22 @@ class Gateway:
                 raise bad_request("content-length header is not a number") from None
             if n > self.max_body:
                 raise too_large(self.max_body)
-            return await request.body()
+        receive = call.request.receive
         parts: list[bytes] = []
         size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > self.max_body:
-                raise too_large(self.max_body)
-            parts.append(chunk)
-        return b"".join(parts)
+        while True:
+            msg = await receive()
+            if msg["type"] != "http.request":  # http.disconnect: the client is gone
+                raise GatewayError("the client disconnected while sending the body", status=400)
+            chunk = msg.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > self.max_body:
+                    raise too_large(self.max_body)
+                parts.append(chunk)
+            if not msg.get("more_body", False):
+                break
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def context(self, call: Call, caller: str | None) -> RequestContext:
         return RequestContext(request_id=call.rid, caller=caller,
@@ -255,14 +270,19 @@ def parse(model_cls: Any, body: bytes) -> Any:
 def request_id(header: str | None) -> str:
     if header and _RID_OK.match(header):
         return header
-    return new_id("req")
+    return "req_" + os.urandom(12).hex()
+
+
+def headers_of(scope: Any) -> dict[str, str]:
+    """Request headers as a plain dict (lower-case names), built once: O(1) lookups after."""
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
 
 
 def caller_for(call: Call, request: Request, given: str | None) -> str | None:
     """With auth on, the caller is the key that authenticated (budgets can't be dodged)."""
     if call.auth is not None and call.auth.key_id is not None:
         return call.auth.key_id
-    return given or request.headers.get("x-legion-caller")
+    return given or call.h.get("x-legion-caller")
 
 
 Handler = Callable[[Gateway, Request, bytes, Call], Awaitable[Response]]
@@ -272,15 +292,15 @@ def _endpoint(dialect: str, name: str, handler: Handler, *, auth: bool = True, b
               needs_ready: bool = True) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         gw: Gateway = request.app.state.gateway
-        call = Call(request_id(request.headers.get("x-request-id")), time.perf_counter(), dialect, name,
-                    request)
+        h = headers_of(request.scope)
+        call = Call(request_id(h.get("x-request-id")), time.perf_counter(), dialect, name, request, h)
         try:
             if needs_ready and not gw.ready:
                 raise GatewayError("Legion is still starting; retry shortly (GET /ready says when)",
                                    status=503, kind="unavailable", headers={"retry-after": "1"})
             if auth and gw.auth is not None:
-                call.auth = gw.authenticate(request)
-            raw = await gw.read_body(request) if body else b""
+                call.auth = gw.authenticate(call)
+            raw = await gw.read_body(call) if body else b""
             return await handler(gw, request, raw, call)
         except Exception as e:  # noqa: BLE001 - every failure becomes a dialect error
             return gw.error_response(call, e)
@@ -294,7 +314,7 @@ async def openai_chat(gw: Gateway, request: Request, raw: bytes, call: Call) -> 
     body = parse(oa.ChatCompletionRequest, raw)
     ext = body.legion
     gw.check_target(body.model, ext.provider if ext else None, ext.tier if ext else None)
-    h = request.headers
+    h = call.h
     cache_ok = not hints.no_cache(h.get("cache-control"))
     creq = oa.to_internal(body, request_id=call.rid, intent_header=h.get("x-legion-intent"),
                           no_cache=not cache_ok,
@@ -317,7 +337,7 @@ async def openai_embeddings(gw: Gateway, request: Request, raw: bytes, call: Cal
     ereq = EmbedRequest(
         input=texts, model=None if body.model in AUTO else body.model,
         provider=ext.provider if ext else None, tier=ext.tier if ext else None,
-        intent=hints.build_intent(request.headers.get("x-legion-intent"), ext),
+        intent=hints.build_intent(call.h.get("x-legion-intent"), ext),
         caller=caller_for(call, request, ext.caller if ext else None), request_id=call.rid)
     resp = await gw.legion.pipeline.embed(ereq)
     elapsed = call.elapsed_ms()
@@ -360,7 +380,7 @@ async def anthropic_messages(gw: Gateway, request: Request, raw: bytes, call: Ca
     body = parse(an.MessagesRequest, raw)
     ext = body.legion
     gw.check_target(body.model, ext.provider if ext else None, ext.tier if ext else None)
-    h = request.headers
+    h = call.h
     cache_ok = not hints.no_cache(h.get("cache-control"))
     creq = an.to_internal(body, request_id=call.rid, intent_header=h.get("x-legion-intent"),
                           no_cache=not cache_ok,
@@ -394,7 +414,7 @@ def _native_request(gw: Gateway, request: Request, raw: bytes, call: Call, strea
     creq.request_id = call.rid
     if creq.model in AUTO:
         creq.model = None
-    h = request.headers
+    h = call.h
     if "intent" not in creq.model_fields_set and h.get("x-legion-intent"):
         creq.intent = hints.build_intent(h.get("x-legion-intent"), None)
     if hints.no_cache(h.get("cache-control")):
@@ -488,7 +508,7 @@ def _dialect_for(path: str) -> str:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    call = Call(request_id(request.headers.get("x-request-id")), time.perf_counter(),
+    call = Call(request_id(headers_of(request.scope).get("x-request-id")), time.perf_counter(),
                 _dialect_for(request.url.path), "unknown", request)
     if exc.status_code == 405:
         err: Exception = GatewayError(f"method {request.method} is not allowed on {request.url.path}",

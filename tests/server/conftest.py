@@ -8,6 +8,7 @@ plugin manager. What the provider does is steered by the last user message:
 - `fail <kind>`: raises the typed provider error of that kind (`legion_core.errors`);
 - `fail@<provider> <kind>`: only that provider fails, the others answer `answered by <name>`;
 - `slow`: streams one chunk, then one every 50 ms for 10 s (disconnect tests);
+- `break` (streaming): two text deltas, then the connection "resets";
 - `boom`: raises a plain RuntimeError (an unexpected bug);
 - anything else: `echo: <text>`.
 """
@@ -129,6 +130,10 @@ class GwProvider(Provider):
                 raise
             yield DoneChunk(stop_reason="end_turn")
             return
+        if request.last_user_text() == "break":
+            yield TextDelta(text="partial ")
+            yield TextDelta(text="answer ")
+            raise PROVIDER_ERROR_KINDS["unavailable"]("connection reset mid-stream", provider=self.name)
         blocks, stop = _plan(request, self.name)
         for b in blocks:
             if isinstance(b, ThinkingBlock):

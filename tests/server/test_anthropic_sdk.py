@@ -114,3 +114,13 @@ def test_auth_failure_raises_authentication_error(serve_legion, monkeypatch):
     good = anthropic.Anthropic(base_url=st.url, api_key="sk-legion-good", max_retries=0)  # x-api-key
     assert good.messages.create(model="legion/auto", max_tokens=5,
                                 messages=[{"role": "user", "content": "x"}]).content[0].text == "echo: x"
+
+
+def test_stream_broken_mid_way_raises_in_the_sdk(client):
+    got = ""
+    with pytest.raises(anthropic.APIError):
+        with client.messages.stream(model="legion/auto", max_tokens=20,
+                                    messages=[{"role": "user", "content": "break"}]) as s:
+            for t in s.text_stream:
+                got += t
+    assert got == "partial answer "

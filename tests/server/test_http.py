@@ -363,3 +363,17 @@ def test_openapi_document_lists_every_endpoint(http):
                  "/ready", "/metrics"):
         assert path in doc["paths"], path
     assert "ChatCompletionRequest" in doc["components"]["schemas"]
+
+
+def test_stream_broken_after_start_ends_with_an_error_event_in_each_dialect(http):
+    with http.stream("POST", CHAT, json=msg("break", stream=True)) as r:
+        lines = [x for x in r.iter_lines() if x.startswith("data: ")]
+    assert '"content":"partial "' in lines[1]
+    assert json.loads(lines[-1][6:])["error"]["code"] == "stream_interrupted"
+    assert "data: [DONE]" not in lines
+    with http.stream("POST", "/v1/messages", json={**msg("break", stream=True), "max_tokens": 5}) as r:
+        events = [x[7:] for x in r.iter_lines() if x.startswith("event: ")]
+    assert events[0] == "message_start" and events[-1] == "error" and "message_stop" not in events
+    with http.stream("POST", "/api/llm/inference", json={"messages": [{"role": "user", "content": "break"}]}) as r:
+        events = [x[7:] for x in r.iter_lines() if x.startswith("event: ")]
+    assert events[:3] == ["route", "text-delta", "text-delta"] and events[-1] == "error"

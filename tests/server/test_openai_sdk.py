@@ -174,3 +174,13 @@ def test_auth_failure_raises_authentication_error(serve_legion, monkeypatch):
     good = openai.OpenAI(base_url=st.url + "/v1", api_key="sk-legion-good", max_retries=0)
     assert good.chat.completions.create(model="legion/auto", messages=[{"role": "user", "content": "hi"}]
                                         ).choices[0].message.content == "echo: hi"
+
+
+def test_stream_broken_mid_way_raises_in_the_sdk(client):
+    stream = client.chat.completions.create(model="legion/auto", stream=True,
+                                            messages=[{"role": "user", "content": "break"}])
+    got = ""
+    with pytest.raises(openai.APIError):
+        for chunk in stream:
+            got += "".join(c.delta.content or "" for c in chunk.choices)
+    assert got == "partial answer "
