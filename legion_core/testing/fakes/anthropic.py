@@ -7,7 +7,8 @@ Speaks what `api.anthropic.com` speaks (checked against the public API reference
   `content_block_start` / `content_block_delta` (`text_delta`, `input_json_delta`,
   `thinking_delta`, `signature_delta`) / `content_block_stop`, then `message_delta`
   (stop_reason and usage) and `message_stop`, with `ping` frames in between.
-- `POST /v1/messages/count_tokens` and `GET /v1/models`.
+- `POST /v1/messages/count_tokens`, and `GET /v1/models` (paginated with `limit`/`after_id`; each
+  entry with `max_input_tokens`, `max_tokens`, `lifecycle` and `capabilities`, as the Models API has them).
 - Headers: `x-api-key` (or `Authorization: Bearer`, as newer SDKs send it; must equal `api_key`
   unless that is None) and `anthropic-version`.
 - Errors: `{"type": "error", "error": {"type": ..., "message": ...}, "request_id": ...}` with the
@@ -68,10 +69,32 @@ KIND_FAULTS: dict[str, tuple[int, str, str]] = {
     "not_found": (404, "not_found_error", "model: claude-nonexistent"),
 }
 
+def model_entry(model_id: str, display_name: str, created_at: str, *, max_input_tokens: int,
+                max_tokens: int, thinking: tuple[bool, bool] = (True, False), vision: bool = True,
+                lifecycle: str = "active", line: str | None = None) -> dict[str, Any]:
+    """One `/v1/models` entry as the Models API describes it (`thinking` = (enabled, adaptive))."""
+    enabled, adaptive = thinking
+    sup = lambda b: {"supported": b}  # noqa: E731
+    return {
+        "type": "model", "id": model_id, "display_name": display_name, "created_at": created_at,
+        "lifecycle": lifecycle, "line": line, "deprecated_at": None, "retires_at": None,
+        "max_input_tokens": max_input_tokens, "max_tokens": max_tokens,
+        "capabilities": {
+            "batch": sup(True), "citations": sup(True), "image_input": sup(vision), "pdf_input": sup(vision),
+            "thinking": {"supported": enabled or adaptive,
+                         "types": {"enabled": sup(enabled), "adaptive": sup(adaptive),
+                                   "disabled": sup(True), "between_tools": sup(False)}},
+        },
+    }
+
+
 DEFAULT_MODELS: list[dict[str, Any]] = [
-    {"id": "claude-opus-4-6", "display_name": "Claude Opus 4.6", "created_at": "2026-02-05T00:00:00Z"},
-    {"id": "claude-sonnet-4-6", "display_name": "Claude Sonnet 4.6", "created_at": "2026-02-17T00:00:00Z"},
-    {"id": "claude-haiku-4-5-20251001", "display_name": "Claude Haiku 4.5", "created_at": "2025-10-01T00:00:00Z"},
+    model_entry("claude-opus-4-6", "Claude Opus 4.6", "2026-02-05T00:00:00Z", max_input_tokens=1_000_000,
+                max_tokens=128_000, thinking=(True, True), line="opus"),
+    model_entry("claude-sonnet-4-6", "Claude Sonnet 4.6", "2026-02-17T00:00:00Z", max_input_tokens=1_000_000,
+                max_tokens=64_000, thinking=(True, True), line="sonnet"),
+    model_entry("claude-haiku-4-5-20251001", "Claude Haiku 4.5", "2025-10-01T00:00:00Z",
+                max_input_tokens=200_000, max_tokens=64_000, line="haiku"),
 ]
 
 
@@ -235,10 +258,21 @@ class FakeAnthropic(FakeServer):
         self.record("models", request, None)
         if (bad := self._check_headers(request)) is not None:
             return bad
+        try:
+            limit = max(1, min(1000, int(request.query.get("limit", "20"))))
+        except ValueError:
+            return self._error(400, "limit: Input should be a valid integer")
         data = [{"type": "model", **m} for m in self.models]
-        return web.json_response({"data": data, "has_more": False,
-                                  "first_id": data[0]["id"] if data else None,
-                                  "last_id": data[-1]["id"] if data else None})
+        after = request.query.get("after_id")
+        if after:
+            ids = [m["id"] for m in data]
+            if after not in ids:
+                return self._error(400, f"after_id: unknown model id {after!r}")
+            data = data[ids.index(after) + 1:]
+        page = data[:limit]
+        return web.json_response({"data": page, "has_more": len(data) > limit,
+                                  "first_id": page[0]["id"] if page else None,
+                                  "last_id": page[-1]["id"] if page else None})
 
     async def _model(self, request: web.Request) -> web.Response:
         self.record("model", request, None)

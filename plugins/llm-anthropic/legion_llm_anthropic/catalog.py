@@ -62,3 +62,24 @@ def static_models(provider: str, tier: str) -> list[ModelInfo]:
                   input_price=e.input_price, output_price=e.output_price)
         for mid, e in CATALOG.items()
     ]
+
+
+def lookup(model_id: str) -> tuple[str, Entry] | None:
+    """The catalog alias (and entry) for an id: the alias itself, or a dated snapshot of it."""
+    if model_id in CATALOG:
+        return model_id, CATALOG[model_id]
+    for mid, e in CATALOG.items():
+        if model_id.startswith(mid + "-"):
+            return mid, e
+    return None
+
+
+def conservative_price(model_id: str, line: str | None = None) -> tuple[float, float]:
+    """A price for a model the catalog does not know yet: the dearest known model of its line
+    (opus, sonnet, haiku, ...), else the dearest of all. Over-estimating keeps a cost-optimizing
+    router from mistaking an unknown model for a free one."""
+    line = line or next((w for w in model_id.split("-") if w.isalpha() and w != "claude"), None)
+    same = [e for mid, e in CATALOG.items() if line and f"-{line}-" in f"{mid}-"]
+    pool = same or list(CATALOG.values())
+    best = max(pool, key=lambda e: (e.output_price, e.input_price))
+    return best.input_price, best.output_price

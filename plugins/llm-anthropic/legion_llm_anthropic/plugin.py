@@ -15,6 +15,16 @@ def legion_register_providers(register):  # type: ignore[no-untyped-def]
 
 
 @hookimpl
+def legion_discover_models(provider):  # type: ignore[no-untyped-def]
+    """The Models API's view (available models, limits, capabilities); an awaitable, or None."""
+    from legion_llm_anthropic.provider import AnthropicProvider
+
+    if isinstance(provider, AnthropicProvider):
+        return provider.discover()
+    return None
+
+
+@hookimpl
 async def legion_startup(legion: Any) -> None:
     """Give every Anthropic provider the kernel's `llm.timeouts` under its own `timeout_*`."""
     from legion_llm_anthropic.provider import AnthropicProvider

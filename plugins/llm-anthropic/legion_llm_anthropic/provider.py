@@ -68,6 +68,8 @@ class AnthropicProvider(Provider):
     def __init__(self, name: str, settings: ProviderSettings) -> None:
         super().__init__(name, settings)
         self._pool: Pool | None = None
+        #: model id -> "enabled"/"adaptive", as the Models API reported it (discovery).
+        self.thinking_modes: dict[str, str] = {}
         #: The kernel's `llm.timeouts`, under this provider's own `timeout_*` (set at startup).
         self.timeout_defaults: TimeoutSettings | None = None
 
@@ -137,11 +139,18 @@ class AnthropicProvider(Provider):
         body = request_to_wire(request, model,
                                max_tokens_default=int(self.option("max_tokens_default", 4096)),
                                thinking_budget=int(self.option("thinking_budget_tokens", 4096)),
-                               thinking_mode=catalog.thinking_mode(model) if mode == "auto" else mode)
+                               thinking_mode=self._thinking_mode(model) if mode == "auto" else mode)
         if stream:
             body["stream"] = True
         return body
 
+
+    def _thinking_mode(self, model: str) -> str:
+        """What discovery learnt `model` accepts, else the catalog's mode for it."""
+        known = self.thinking_modes.get(model)
+        if known is None and (alias := catalog.lookup(model)) is not None:
+            known = self.thinking_modes.get(alias[0])
+        return known or catalog.thinking_mode(model)
 
     def _request_headers(self, request: ChatRequest) -> dict[str, str] | None:
         if request.pass_through_token:
@@ -218,6 +227,64 @@ class AnthropicProvider(Provider):
 
     def static_models(self) -> list[ModelInfo]:
         return catalog.static_models(self.name, self.tier)
+
+    async def discover(self) -> list[ModelInfo]:
+        """The Models API (`GET /v1/models`, paginated, free): what this key can use, with context
+        windows, output limits, vision and thinking support, and lifecycle. Every catalog alias whose
+        model is live is reported too, so the router keeps the aliases the catalog publishes.
+        Models the catalog does not know get a conservative price (see `catalog.conservative_price`).
+        """
+        live: list[dict[str, Any]] = []
+        after: str | None = None
+        for _ in range(50):  # pages of 100; a runaway `has_more` cannot loop forever
+            params: dict[str, Any] = {"limit": 100}
+            if after:
+                params["after_id"] = after
+            try:
+                resp = await self.client().get("/v1/models", params=params)
+            except httpx.HTTPError as e:
+                raise from_transport(e, provider=self.name, url=self.base_url or "") from None
+            if resp.status_code != 200:
+                raise self._error_from(resp.status_code, resp.content, resp.headers)
+            page = orjson.loads(resp.content)
+            live.extend(m for m in page.get("data") or [] if isinstance(m, dict) and m.get("id"))
+            after = page.get("last_id")
+            if not page.get("has_more") or not after:
+                break
+        out: dict[str, ModelInfo] = {}
+        for m in live:
+            info = self._model_from_wire(m)
+            out[info.id] = info
+            known = catalog.lookup(info.id)
+            if known is not None and known[0] not in out:
+                out[known[0]] = info.model_copy(update={"id": known[0]})
+        return list(out.values())
+
+    def _model_from_wire(self, m: dict[str, Any]) -> ModelInfo:
+        mid = str(m["id"])
+        fields: dict[str, Any] = {"id": mid, "available": m.get("lifecycle", "active") != "retired"}
+        if isinstance(m.get("max_input_tokens"), int):
+            fields["context_window"] = m["max_input_tokens"]
+        if isinstance(m.get("max_tokens"), int):
+            fields["max_output_tokens"] = m["max_tokens"]
+        caps = m.get("capabilities")
+        if isinstance(caps, dict):
+            found = {"streaming", "json", "tools"}
+            if (caps.get("image_input") or {}).get("supported"):
+                found.add("vision")
+            thinking = caps.get("thinking") or {}
+            types = thinking.get("types") or {}
+            if thinking.get("supported"):
+                found.add("thinking")
+                accepts = [t for t in ("enabled", "adaptive") if (types.get(t) or {}).get("supported")]
+                if len(accepts) == 1:
+                    self.thinking_modes[mid] = accepts[0]
+                elif accepts:  # both: the catalog's preference (adaptive where the manual budget is deprecated)
+                    self.thinking_modes[mid] = catalog.thinking_mode(mid)
+            fields["capabilities"] = found
+        if catalog.lookup(mid) is None:
+            fields["input_price"], fields["output_price"] = catalog.conservative_price(mid, m.get("line"))
+        return ModelInfo(**fields)
 
     async def health(self) -> Health:
         """GET /v1/models (free, authenticated): reachable *and* the key is accepted."""

@@ -406,3 +406,65 @@ def test_redacted_thinking_round_trips_untouched() -> None:
     chunks = _events(("content_block_start", '{"type":"content_block_start","index":0,"content_block":'
                                              '{"type":"redacted_thinking","data":"EmwKAhgB"}}'))
     assert [(c.thinking, c.signature) for c in chunks] == [("", "redacted_thinking:EmwKAhgB")]
+
+
+# ------------------------------------------------------------------ discovery (the Models API)
+async def test_discovery_reports_live_models_and_their_aliases(provider: AnthropicProvider,
+                                                               fake: FakeAnthropic) -> None:
+    from legion_core.testing.fakes.anthropic import model_entry
+
+    fake.models.append(model_entry("claude-opus-6", "Claude Opus 6", "2026-11-01T00:00:00Z",
+                                   max_input_tokens=2_000_000, max_tokens=256_000, thinking=(False, True),
+                                   vision=False, line="opus"))
+    fake.models.append(model_entry("claude-sonnet-4-5-20250929", "Claude Sonnet 4.5", "2025-09-29T00:00:00Z",
+                                   max_input_tokens=200_000, max_tokens=64_000, lifecycle="retired"))
+    models = {m.id: m for m in await provider.discover()}
+    assert set(models) == {"claude-opus-4-6", "claude-sonnet-4-6", "claude-haiku-4-5-20251001", "claude-haiku-4-5",
+                           "claude-opus-6", "claude-sonnet-4-5-20250929", "claude-sonnet-4-5"}
+    haiku = models["claude-haiku-4-5"]  # the catalog alias of a dated live id
+    assert haiku.available and haiku.context_window == 200_000 and haiku.max_output_tokens == 64_000
+    assert {"vision", "thinking", "tools", "streaming"} <= haiku.capabilities
+    assert "input_price" not in haiku.model_dump(exclude_unset=True), "known models keep catalog prices"
+    new = models["claude-opus-6"]
+    assert new.context_window == 2_000_000 and "vision" not in new.capabilities
+    assert (new.input_price, new.output_price) == (5.0, 25.0), "unknown: priced as the dearest opus"
+    assert models["claude-sonnet-4-5"].available is False, "retired"
+    # what discovery learnt decides the thinking form
+    assert provider._thinking_mode("claude-opus-6") == "adaptive"
+    assert provider._thinking_mode("claude-haiku-4-5") == "enabled"
+    assert provider._thinking_mode("claude-opus-4-6") == "adaptive"  # both accepted: the catalog's choice
+
+
+async def test_discovery_follows_pages(provider: AnthropicProvider, fake: FakeAnthropic) -> None:
+    from legion_core.testing.fakes.anthropic import model_entry
+
+    fake.models[:] = [model_entry(f"claude-test-{i:03d}", f"T{i}", "2026-01-01T00:00:00Z",
+                                  max_input_tokens=100_000 + i, max_tokens=8_000) for i in range(230)]
+    models = await provider.discover()
+    assert len(models) == 230 and fake.calls["models"] == 3
+    assert models[-1].context_window == 100_229
+
+
+async def test_discovery_hook_and_routing_keep_live_aliases(tmp_path: Any, legion_fake_factory: Any) -> None:
+    from legion_llm_anthropic import plugin as anthropic_plugin
+
+    from legion_core.errors import NoProviderAvailable
+    from legion_core.lifecycle import Legion
+    from legion_core.plugins.manager import PluginManager
+
+    fake = legion_fake_factory(FakeAnthropic, api_key=KEY)
+    pm = PluginManager()
+    pm.load(entry_points=False)
+    pm.register(anthropic_plugin, name="llm-anthropic")
+    settings = {"llm": {"providers": {"claude": {"type": "anthropic", "base_url": fake.url, "api_key": KEY}},
+                        "discovery": {"refresh_interval_seconds": 3600}}}
+    lg = Legion(home=tmp_path, settings=settings, plugins=pm, load_entry_points=False)
+    await lg.start()
+    try:
+        assert await lg.discovery.refresh("claude") == {"claude": True}
+        resp = await lg.pipeline.chat(text_request("hi", model="claude/claude-haiku-4-5", cache=False))
+        assert resp.text == fake.reply_text
+        with pytest.raises(NoProviderAvailable, match="not present on the provider"):
+            await lg.pipeline.route(text_request("hi", model="claude/claude-opus-4-5"))
+    finally:
+        await lg.shutdown()
