@@ -120,3 +120,20 @@ def test_gateway_answers_429_and_exposes_the_gauges(tmp_path):
         metrics = httpx.get(st.url + "/metrics").text
     assert 'legion_budget_warning{limit="daily"} 1' in metrics
     assert 'legion_budget_blocks_total 1' in metrics
+
+
+async def test_streams_are_reserved_and_reconciled_too(tmp_path):
+    lg = await make_legion(tmp_path, daily_usd=0.10, on_exceed="block").start()
+    try:
+        guard = lg.plugins.pm.get_plugin("guard-budget").guard
+        for i in range(2):
+            req = cloud_request(i).model_copy(update={"stream": True})
+            chunks = [c async for c in lg.pipeline.stream(req)]
+            assert chunks[0].provider == "cld"
+        day = guard.periods.day()
+        assert lg.state.get(f"budget:day:{day}:total") == pytest.approx(0.08)
+        assert guard._outstanding == {}
+        with pytest.raises(RequestRefused):
+            [c async for c in lg.pipeline.stream(cloud_request(3).model_copy(update={"stream": True}))]
+    finally:
+        await lg.shutdown()
