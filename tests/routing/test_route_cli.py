@@ -1,0 +1,50 @@
+"""`legion route --explain` / `--json` (issue 3 item 14) on the real router, with the in-test
+provider plugin loaded through the CLI's plugin manager and settings from LEGION_HOME."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from routing_fakes import TestProviders
+
+from legion_core.builtin import complexity as builtin_complexity
+from legion_core.cli import cli
+from legion_core.cli import context as cli_context
+from legion_core.plugins.manager import PluginManager
+
+
+@pytest.fixture
+def home(_isolated_home, monkeypatch):
+    (_isolated_home / "settings" / "llm.json").write_text(json.dumps({"llm": {
+        "providers": {"local": {"type": "ollama"}, "openai": {"type": "openai"},
+                      "anthropic": {"type": "anthropic"}},
+        "discovery": {"enabled": False},
+        "routing": {"rules": [{"name": "hr", "when": {"caller": "hr"}, "constraint": "never_cloud"}]},
+    }}))
+    pm = PluginManager()
+    pm.register(builtin_complexity, name="legion_core.builtin.complexity")
+    pm.register(TestProviders(), name="test-providers")
+    monkeypatch.setattr(cli_context, "cli_plugins", lambda: pm)
+    return _isolated_home
+
+
+def test_route_json_has_complexity_and_every_candidate(home):
+    out = CliRunner().invoke(cli, ["route", "--json", "What day comes after Tuesday?"])
+    assert out.exit_code == 0, out.output
+    d = json.loads(out.output)
+    assert d["provider"] == "local" and d["tier"] == "local"
+    assert 0 <= d["complexity"] < 0.35
+    assert {f"{c['provider']}/{c['model']}" for c in d["candidates"]} == {
+        "local/tiny", "openai/mini", "openai/big", "anthropic/sonnet"}
+    assert all(set(c) == {"provider", "model", "tier", "score", "rule", "dropped"} for c in d["candidates"])
+
+
+def test_route_explain_prints_dropped_reasons_and_the_decision(home):
+    out = CliRunner().invoke(cli, ["route", "--explain", "--intent", "privacy=strict",
+                                   "Analyze and compare three designs, then recommend one and justify why."])
+    assert out.exit_code == 0, out.output
+    assert "complexity:" in out.output
+    assert out.output.count("dropped: privacy strict: never cloud") == 3
+    assert "decision: local/tiny (tier local)" in out.output
