@@ -182,3 +182,14 @@ def test_fixed_reply_mode_answers_without_bookkeeping(legion_fake_factory: Any) 
                    c.chat.completions.create(model="whatever", messages=MSG, stream=True) if ch.choices)
     assert text == "ok"
     assert fake.calls["chat"] == 2 and fake.requests == []
+
+
+def test_latency_and_chunk_delay_simulate_model_time(fake: FakeOpenAI) -> None:
+    """Ordering, not wall-clock: with a chunk delay, pieces arrive as separate reads."""
+    fake.chunk_delay = 0.02
+    pieces = []
+    with httpx.stream("POST", fake.url + "/v1/chat/completions", headers={"Authorization": f"Bearer {KEY}"},
+                      json={"model": "gpt-4o-mini", "messages": MSG, "stream": True}) as r:
+        for part in r.iter_raw():
+            pieces.append(part)
+    assert len(pieces) >= 4 and b"".join(pieces).endswith(b"data: [DONE]\n\n")

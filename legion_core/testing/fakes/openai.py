@@ -10,7 +10,8 @@ request enables thinking (`chat_template_kwargs.enable_thinking`). Also `/v1/emb
 
 It follows the conformance fake protocol (`legion_core.testing.conformance`): `fail_with(kind)`,
 `reply_text`, `usage`, `tool_arguments`, `thinking_text`, `seen_system()`, `seen_tool_results()`,
-`seen_images()`. `fixed_reply=True` skips request bookkeeping for benchmarks.
+`seen_images()`. `latency` and `chunk_delay` simulate model time; `fixed_reply=True` skips
+request bookkeeping for benchmarks.
 """
 
 from __future__ import annotations
@@ -88,6 +89,9 @@ class FakeOpenAI(FakeServer):
         self.tool_arguments: dict[str, Any] = dict(DEFAULT_TOOL_ARGUMENTS)
         self.thinking_text = "Tuesday is day two, so the next is day three."
         self.healthy = True
+        #: Seconds every chat call waits before answering, and between streamed chunks (model time).
+        self.latency = 0.0
+        self.chunk_delay = 0.0
         #: vLLM gauges served at /metrics (settable by tests).
         self.metrics: dict[str, float] = {"num_requests_running": 0.0, "num_requests_waiting": 0.0,
                                           "gpu_cache_usage_perc": 0.0}
@@ -210,6 +214,8 @@ class FakeOpenAI(FakeServer):
         if (invalid := self._validate_chat(body)) is not None:
             return invalid
         self.chat_bodies.append(body)
+        if self.latency and not await sleep_unless_gone(request, self.latency):
+            return web.Response(status=499)
         drop = fault.drop_after_chunks if fault is not None else None
         if body.get("stream"):
             return await self._chat_stream(request, body, drop)
@@ -325,6 +331,8 @@ class FakeOpenAI(FakeServer):
             if drop_after is not None and i >= drop_after:
                 break
             await resp.write(b"data: " + json.dumps(event).encode() + b"\n\n")
+            if self.chunk_delay and not await sleep_unless_gone(request, self.chunk_delay):
+                return resp
         if drop_after is not None:
             await sleep_unless_gone(request, 0.05)  # let the sent pieces reach the client first
             await drop_connection(request)
