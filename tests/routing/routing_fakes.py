@@ -106,7 +106,7 @@ class DownProvider(LocalProvider):
         return Health(ok=False, detail="connection refused")
 
 
-class TestProviders:
+class FakeProvidersPlugin:
     """The in-test provider plugin."""
 
     @hookimpl
@@ -139,7 +139,7 @@ def build(providers: dict[str, Any], *, clock: Clock, routing: dict[str, Any] | 
           memory: int | None = None, llm: dict[str, Any] | None = None) -> Built:
     settings = LLMSettings.model_validate({"providers": providers, "routing": routing or {}, **(llm or {})})
     pm = PluginManager()
-    pm.register(TestProviders(), name="test-providers")
+    pm.register(FakeProvidersPlugin(), name="test-providers")
     if builtin_signals:
         pm.register(builtin_complexity, name="legion_core.builtin.complexity")
     for i, p in enumerate(plugins):

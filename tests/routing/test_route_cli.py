@@ -7,7 +7,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from routing_fakes import TestProviders
+from routing_fakes import FakeProvidersPlugin
 
 from legion_core.builtin import complexity as builtin_complexity
 from legion_core.cli import cli
@@ -25,7 +25,7 @@ def home(_isolated_home, monkeypatch):
     }}))
     pm = PluginManager()
     pm.register(builtin_complexity, name="legion_core.builtin.complexity")
-    pm.register(TestProviders(), name="test-providers")
+    pm.register(FakeProvidersPlugin(), name="test-providers")
     monkeypatch.setattr(cli_context, "cli_plugins", lambda: pm)
     return _isolated_home
 
