@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import time
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
@@ -71,6 +72,9 @@ class BedrockProvider(Provider):
     def __init__(self, name: str, settings: ProviderSettings) -> None:
         super().__init__(name, settings)
         self.region: str = str(self.option("region") or DEFAULT_REGION)
+        if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d+", self.region):
+            raise ValueError(f"providers.{name}.region: {self.region!r} is not an AWS region name "
+                             "(expected e.g. us-east-2)")
         if not self.base_url:
             self.base_url = f"https://bedrock-runtime.{self.region}.amazonaws.com"
         bearer = _str_option(self.option("bearer_token"))

@@ -183,6 +183,9 @@ def test_settings_defaults_and_errors():
         BedrockProvider("bedrock", ProviderSettings(api_key="AKID"))
     with pytest.raises(ValueError, match=r"providers\.bedrock\.max_tokens must be an integer"):
         BedrockProvider("bedrock", ProviderSettings(bearer_token="t", max_tokens="many"))
+    with pytest.raises(ValueError, match=r"providers\.bedrock\.region: 'us east' is not an AWS region"):
+        BedrockProvider("bedrock", ProviderSettings(bearer_token="t", region="us east"))
+    assert BedrockProvider("b", ProviderSettings(bearer_token="t", region="us-gov-west-1")).region == "us-gov-west-1"
     with pytest.raises(ValueError, match="embedding_dimensions must be 256, 512 or 1024"):
         BedrockProvider("bedrock", ProviderSettings(bearer_token="t", embedding_dimensions=300))
 
