@@ -1,6 +1,6 @@
 """Each provider's client-side cost per request, beside a raw aiohttp client doing the same call.
 
-    .venv/bin/python bench/provider_overhead.py [--requests N] [--only openai,vllm]
+    .venv/bin/python bench/provider_overhead.py [--requests N] [--only openai,vllm] [--stream]
 
 The upstreams are the protocol fakes (`legion_core.testing.fakes`), the OpenAI one in its
 fixed-reply mode, running in a child process pinned to another core (`os.sched_setaffinity`)
@@ -66,6 +66,7 @@ class Target:
     provider: Callable[[str], Any]
     model: str
     raw: Callable[[str], tuple[str, dict[str, str], bytes]]  # url -> (full url, headers, body)
+    raw_stream: Callable[[str], tuple[str, dict[str, str], bytes]] | None = None
 
 
 def _json(obj: Any) -> bytes:
@@ -80,43 +81,63 @@ def targets() -> tuple[list[Target], list[str]]:
     msgs = [{"role": "user", "content": PROMPT}]
 
     def add(name: str, module: str, cls: str, make: Callable[[Any, str], Any], model: str,
-            raw: Callable[[str], tuple[str, dict[str, str], bytes]]) -> None:
+            raw: Callable[[str], tuple[str, dict[str, str], bytes]],
+            raw_stream: Callable[[str], tuple[str, dict[str, str], bytes]] | None = None) -> None:
         try:
             provider_cls = getattr(importlib.import_module(module), cls)
         except ImportError as e:
             notes.append(f"{name}: skipped ({module} not installed: {e.name})")
             return
-        found.append(Target(name, lambda url: make(provider_cls, url), model, raw))
+        found.append(Target(name, lambda url: make(provider_cls, url), model, raw, raw_stream))
 
     add("openai", "legion_llm_openai", "OpenAIProvider",
         lambda c, url: c("openai", ProviderSettings(base_url=url + "/v1", api_key="sk-bench")),
         "gpt-4o-mini",
         lambda url: (url + "/v1/chat/completions",
                      {"Authorization": "Bearer sk-bench", "Content-Type": "application/json"},
-                     _json({"model": "gpt-4o-mini", "messages": msgs, "max_completion_tokens": MAX_TOKENS})))
+                     _json({"model": "gpt-4o-mini", "messages": msgs, "max_completion_tokens": MAX_TOKENS})),
+        lambda url: (url + "/v1/chat/completions",
+                     {"Authorization": "Bearer sk-bench", "Content-Type": "application/json"},
+                     _json({"model": "gpt-4o-mini", "messages": msgs, "max_completion_tokens": MAX_TOKENS,
+                            "stream": True, "stream_options": {"include_usage": True}})))
     add("vllm", "legion_llm_vllm", "VLLMProvider",
         lambda c, url: c("vllm", ProviderSettings(base_url=url + "/v1")),
         "gpt-4o-mini",
         lambda url: (url + "/v1/chat/completions", {"Content-Type": "application/json"},
-                     _json({"model": "gpt-4o-mini", "messages": msgs, "max_tokens": MAX_TOKENS})))
+                     _json({"model": "gpt-4o-mini", "messages": msgs, "max_tokens": MAX_TOKENS})),
+        lambda url: (url + "/v1/chat/completions", {"Content-Type": "application/json"},
+                     _json({"model": "gpt-4o-mini", "messages": msgs, "max_tokens": MAX_TOKENS, "stream": True,
+                            "stream_options": {"include_usage": True}})))
     add("anthropic", "legion_llm_anthropic", "AnthropicProvider",
         lambda c, url: c("anthropic", ProviderSettings(base_url=url, api_key="sk-ant-test")),
         "claude-sonnet-4-6",
         lambda url: (url + "/v1/messages",
                      {"x-api-key": "sk-ant-test", "anthropic-version": "2023-06-01",
                       "Content-Type": "application/json"},
-                     _json({"model": "claude-sonnet-4-6", "max_tokens": MAX_TOKENS, "messages": msgs})))
+                     _json({"model": "claude-sonnet-4-6", "max_tokens": MAX_TOKENS, "messages": msgs})),
+        lambda url: (url + "/v1/messages",
+                     {"x-api-key": "sk-ant-test", "anthropic-version": "2023-06-01",
+                      "Content-Type": "application/json"},
+                     _json({"model": "claude-sonnet-4-6", "max_tokens": MAX_TOKENS, "messages": msgs,
+                            "stream": True})))
     add("ollama", "legion_llm_ollama", "OllamaProvider",
         lambda c, url: c("ollama", ProviderSettings(base_url=url)),
         "qwen3:0.6b",
         lambda url: (url + "/api/chat", {"Content-Type": "application/json"},
                      _json({"model": "qwen3:0.6b", "messages": msgs, "stream": False,
+                            "options": {"num_predict": MAX_TOKENS}})),
+        lambda url: (url + "/api/chat", {"Content-Type": "application/json"},
+                     _json({"model": "qwen3:0.6b", "messages": msgs, "stream": True,
                             "options": {"num_predict": MAX_TOKENS}})))
     bedrock_model = "us.anthropic.claude-sonnet-4-6-v1"
     add("bedrock", "legion_llm_bedrock", "BedrockProvider",
         lambda c, url: c("bedrock", ProviderSettings(base_url=url, bearer_token="bench-token")),
         bedrock_model,
         lambda url: (f"{url}/model/{bedrock_model}/converse",
+                     {"Authorization": "Bearer bench-token", "Content-Type": "application/json"},
+                     _json({"messages": [{"role": "user", "content": [{"text": PROMPT}]}],
+                            "inferenceConfig": {"maxTokens": MAX_TOKENS}})),
+        lambda url: (f"{url}/model/{bedrock_model}/converse-stream",
                      {"Authorization": "Bearer bench-token", "Content-Type": "application/json"},
                      _json({"messages": [{"role": "user", "content": [{"text": PROMPT}]}],
                             "inferenceConfig": {"maxTokens": MAX_TOKENS}})))
@@ -152,7 +173,7 @@ async def measure(call: Callable[[], Awaitable[Any]], n: int, concurrency: int) 
     return Figures(p50_ms=lat[len(lat) // 2] * 1000, rps=len(lat) / wall, cpu_us=cpu / len(lat) * 1e6)
 
 
-async def bench_target(t: Target, url: str, n: int) -> dict[str, tuple[Figures, Figures]]:
+async def bench_target(t: Target, url: str, n: int, stream: bool = False) -> dict[str, tuple[Figures, Figures]]:
     import aiohttp
     import orjson
 
@@ -162,15 +183,24 @@ async def bench_target(t: Target, url: str, n: int) -> dict[str, tuple[Figures, 
     provider = t.provider(url)
     await provider.startup()
     request = text_request(PROMPT, max_tokens=MAX_TOKENS)
-    full, headers, body = t.raw(url)
+    full, headers, body = (t.raw_stream or t.raw)(url) if stream else t.raw(url)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100)) as session:
         async def raw() -> Any:
             async with session.post(full, data=body, headers=headers) as r:
                 if r.status != 200:
                     raise RuntimeError(f"raw {t.name}: HTTP {r.status}: {(await r.text())[:200]}")
+                if stream:  # the floor: read the frames as they come, decode nothing
+                    async for _ in r.content.iter_any():
+                        pass
+                    return None
                 return orjson.loads(await r.read())
 
         async def via_provider() -> Any:
+            if stream:
+                chunks = [c async for c in provider.stream(request, t.model)]
+                if not chunks or chunks[-1].type != "done":
+                    raise RuntimeError(f"{t.name}: stream did not finish: {chunks[-1:]}")
+                return chunks
             return await provider.chat(request, t.model)
 
         for c in (1, 32):
@@ -192,6 +222,7 @@ def main() -> None:
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--requests", type=int, default=400, help="requests per run at concurrency 1 (x2 at 32)")
     ap.add_argument("--only", default="", help="comma-separated provider names")
+    ap.add_argument("--stream", action="store_true", help="measure streamed chat (typed chunks) instead")
     args = ap.parse_args()
     if args.serve:
         serve()
@@ -212,14 +243,15 @@ def main() -> None:
             found = [t for t in found if t.name in keep]
         print(f"# client pinned to CPU {client_cpu}, fakes to CPU {server_cpu} "
               f"({'separate cores' if len(cpus) > 1 else 'SHARED core: figures include the fake'}); "
-              f"{args.requests} requests at c=1, {args.requests * 2} at c=32; non-streaming chat")
+              f"{args.requests} requests at c=1, {args.requests * 2} at c=32; "
+              f"{'streamed chat (raw reads the frames undecoded)' if args.stream else 'non-streaming chat'}")
         print(f"{'provider':<10} {'conc':>4} | {'p50 ms':>7} {'req/s':>7} {'cpu µs/req':>10} | "
               f"{'raw p50':>7} {'raw rps':>7} {'raw cpu':>8} | {'cpu overhead':>12}")
         for t in found:
             if t.name not in urls:
                 notes.append(f"{t.name}: skipped (its fake is not available)")
                 continue
-            res = asyncio.run(bench_target(t, urls[t.name], args.requests))
+            res = asyncio.run(bench_target(t, urls[t.name], args.requests, args.stream))
             for key, (prov, raw) in res.items():
                 over = prov.cpu_us - raw.cpu_us
                 print(f"{t.name:<10} {key[1:]:>4} | {prov.p50_ms:7.2f} {prov.rps:7.0f} {prov.cpu_us:10.0f} | "
