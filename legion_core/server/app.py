@@ -294,6 +294,7 @@ def _endpoint(dialect: str, name: str, handler: Handler, *, auth: bool = True, b
         gw: Gateway = request.app.state.gateway
         h = headers_of(request.scope)
         call = Call(request_id(h.get("x-request-id")), time.perf_counter(), dialect, name, request, h)
+        gw.metrics.in_flight += 1
         try:
             if needs_ready and not gw.ready:
                 raise GatewayError("Legion is still starting; retry shortly (GET /ready says when)",
@@ -304,6 +305,8 @@ def _endpoint(dialect: str, name: str, handler: Handler, *, auth: bool = True, b
             return await handler(gw, request, raw, call)
         except Exception as e:  # noqa: BLE001 - every failure becomes a dialect error
             return gw.error_response(call, e)
+        finally:
+            gw.metrics.in_flight -= 1  # a stream holds its own count until it ends
 
     endpoint.__name__ = f"{dialect}_{name}"
     return endpoint

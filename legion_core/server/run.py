@@ -85,8 +85,11 @@ def serve(legion_or_settings: Any = None, host: str | None = None, port: int | N
         import uvloop
 
         loop_factory = uvloop.new_event_loop
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
-        runner.run(_serve(legion, host, port, allow_unauthenticated, log_level))
+    try:
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(_serve(legion, host, port, allow_unauthenticated, log_level))
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled; Legion is already shut down
+        pass
 
 
 async def _serve(legion: Any, host: str | None, port: int | None, allow_unauthenticated: bool,

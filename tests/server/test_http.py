@@ -377,3 +377,41 @@ def test_stream_broken_after_start_ends_with_an_error_event_in_each_dialect(http
     with http.stream("POST", "/api/llm/inference", json={"messages": [{"role": "user", "content": "break"}]}) as r:
         events = [x[7:] for x in r.iter_lines() if x.startswith("event: ")]
     assert events[:3] == ["route", "text-delta", "text-delta"] and events[-1] == "error"
+
+
+def test_serve_refuses_an_open_unauthenticated_bind(tmp_path):
+    from legion_core.server import serve
+
+    with pytest.raises(UnsafeBindError, match="--allow-unauthenticated"):
+        serve(make_legion(tmp_path / "open"), host="0.0.0.0", port=0)
+
+
+def test_serve_runs_until_interrupted(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from legion_core.server.run import free_port
+
+    port = free_port()
+    code = ("from legion_core.server import serve\n"
+            f"serve({{'llm': {{'discovery': {{'enabled': False}}}}}}, host='127.0.0.1', port={port})\n")
+    env = {**os.environ, "LEGION_HOME": str(tmp_path / "home"), "LEGION_PLUGINS": "none-at-all"}
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE)
+    try:
+        for _ in range(300):
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None, proc.stderr.read().decode()
+                time.sleep(0.05)
+        assert r.json() == {"status": "ok", "started": True}
+        assert httpx.get(f"http://127.0.0.1:{port}/ready").status_code == 200
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(15) == 0
+        assert "Traceback" not in proc.stderr.read().decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
