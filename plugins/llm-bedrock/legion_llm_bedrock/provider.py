@@ -299,6 +299,7 @@ class _StreamState:
         self.stopped = False
         self.stop_reason = "end_turn"
         self.tool_index: dict[int, int] = {}  # contentBlockIndex → tool call index
+        self.signatures: dict[int, str] = {}  # contentBlockIndex → reasoning signature so far
 
     def on_message(self, msg: Any) -> list[StreamChunk]:
         if msg.message_type in ("exception", "error"):
@@ -330,6 +331,13 @@ class _StreamState:
             rc = d.get("reasoningContent")
             if rc and rc.get("text"):
                 return [ThinkingDelta(thinking=rc["text"])]
+            if rc and rc.get("signature"):
+                block = int(ev.get("contentBlockIndex", 0))
+                self.signatures[block] = self.signatures.get(block, "") + str(rc["signature"])
+        elif et == "contentBlockStop":
+            sig = self.signatures.pop(int(ev.get("contentBlockIndex", 0)), "")
+            # the signature closes its reasoning block: pass it on so the block can be replayed
+            return [ThinkingDelta(thinking="", signature=sig)] if sig else []
         elif et == "messageStop":
             self.stopped = True
             self.stop_reason = str(ev.get("stopReason") or "end_turn")

@@ -39,6 +39,7 @@ from legion_core.types import (
     TextBlock,
     TextDelta,
     ThinkingBlock,
+    ThinkingDelta,
     ToolCallDelta,
     ToolResultBlock,
     ToolUseBlock,
@@ -348,6 +349,9 @@ async def test_thinking_request_and_answer(provider, fake):
     assert body["inferenceConfig"] == {"maxTokens": 1124}  # above the budget; no temperature with thinking
     assert r.thinking == fake.thinking_text and r.text == fake.reply_text
     assert r.content[0].signature.startswith("sig-")
+    res = await collect_stream(provider.stream(text_request("hi", thinking=True), MODEL))
+    sigs = [c.signature for c in res.chunks if isinstance(c, ThinkingDelta) and c.signature]
+    assert len(sigs) == 1 and sigs[0].startswith("sig-") and res.thinking == fake.thinking_text
 
 
 @pytest.mark.parametrize("bad,match", [
