@@ -64,12 +64,20 @@ class BudgetGuard:
         self.periods = Periods(self.settings.timezone, clock)
         self.metrics = metrics
         self._outstanding: dict[str, Reservation] = {}
+        self._warned: set[str] = set()
+        self._last_sweep = 0.0  # keys carry the period, so a new day starts empty
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ limits
     def limits_for(self, provider: str | None, caller: str | None, api_key_id: str | None,
                    session_id: str | None) -> list[Limit]:
-        """Every counter this request touches (limited or not: unlimited ones are just recorded)."""
+        """The counters this request touches: the day's total (always, `legion budget` shows it)
+        and every one that has a limit. Unlimited counters are not kept: each costs a write."""
+        return [lim for lim in self._all_limits(provider, caller, api_key_id, session_id)
+                if lim.limit_usd is not None or lim.name == "daily"]
+
+    def _all_limits(self, provider: str | None, caller: str | None, api_key_id: str | None,
+                    session_id: str | None) -> list[Limit]:
         s, day = self.settings, self.periods.day()
         out = [Limit("daily", f"budget:day:{day}:total", s.daily_usd, "daily limit")]
         if provider:
@@ -125,8 +133,9 @@ class BudgetGuard:
                         f"per-request limit of provider '{decision.provider}'", daily=False)
             return self._exceeded(request, context, lim, est, spent=None)
         done: list[Limit] = []
+        totals: dict[str, float] = {}
         for lim in limits:
-            total = state.incr(lim.key, est, ttl=DAY_TTL if lim.daily else SESSION_TTL)
+            total = totals[lim.key] = state.incr(lim.key, est, ttl=DAY_TTL if lim.daily else SESSION_TTL)
             done.append(lim)
             prior = total - est
             if lim.limit_usd is not None and (total > lim.limit_usd + 1e-12 or prior >= lim.limit_usd):
@@ -138,7 +147,7 @@ class BudgetGuard:
             self._outstanding[request.request_id] = res
         if context is not None and isinstance(getattr(context, "extras", None), dict):
             context.extras[RESERVATION] = res
-        self._observe(state, limits)
+        self._observe(state, limits, totals)
         return None
 
     def _preview(self, request: ChatRequest, context: Any) -> RoutingDecision | None:
@@ -206,15 +215,20 @@ class BudgetGuard:
             for lim in limits:
                 d, _ = delta.get(lim.key, (0.0, 0.0))
                 delta[lim.key] = (d + actual, DAY_TTL if lim.daily else SESSION_TTL)
+        totals: dict[str, float] = {}
         for key, (amount, ttl) in delta.items():
             if amount:
-                state.incr(key, amount, ttl=ttl)
-        self._observe(state, limits)
+                totals[key] = state.incr(key, amount, ttl=ttl)
+        self._observe(state, limits, totals)
 
     def release_stale(self, state: Any = None) -> int:
         """Give back reservations whose call never reported (it failed); returns how many."""
         state = state or self.state
-        cutoff = time.monotonic() - self.settings.reservation_timeout_seconds
+        now = time.monotonic()
+        if not self._outstanding or now - self._last_sweep < min(1.0, self.settings.reservation_timeout_seconds):
+            return 0  # sweep at most once a second: the scan is O(requests in flight)
+        self._last_sweep = now
+        cutoff = now - self.settings.reservation_timeout_seconds
         with self._lock:
             stale = [k for k, r in self._outstanding.items() if r.created < cutoff]
             gone = [self._outstanding.pop(k) for k in stale]
@@ -239,18 +253,23 @@ class BudgetGuard:
         st = getattr(context, "state", None)
         return st if st is not None else self.state
 
-    def _observe(self, state: Any, limits: list[Limit]) -> None:
-        """Update gauges; warn once per period (atomically, across replicas) past the threshold."""
+    def _observe(self, state: Any, limits: list[Limit], totals: dict[str, float]) -> None:
+        """Update gauges from the totals the increments returned (no extra read); warn once per
+        period, atomically across replicas, past the threshold."""
         for lim in limits:
-            if lim.limit_usd is None:
+            if lim.limit_usd is None or lim.key not in totals:
                 continue
-            spent = float(state.get(lim.key, 0.0) or 0.0)
+            spent = totals[lim.key]
             self.metrics.set("legion_budget_spend_usd", spent, limit=lim.name)
             self.metrics.set("legion_budget_limit_usd", lim.limit_usd, limit=lim.name)
             crossed = lim.limit_usd > 0 and spent >= self.settings.warning_threshold * lim.limit_usd
             self.metrics.set("legion_budget_warning", 1.0 if crossed else 0.0, limit=lim.name)
-            if crossed and state.incr(f"{lim.key}:warned", 1,
-                                      ttl=DAY_TTL if lim.daily else SESSION_TTL) == 1:
+            if not crossed or lim.key in self._warned:
+                continue
+            if len(self._warned) > 10_000:  # sessions and days accumulate: forget, ask again
+                self._warned.clear()
+            self._warned.add(lim.key)  # this process asks the shared state once per key
+            if state.incr(f"{lim.key}:warned", 1, ttl=DAY_TTL if lim.daily else SESSION_TTL) == 1:
                 log.warning("budget warning threshold crossed", limit=lim.label,
                             spent_usd=round(spent, 6), limit_usd=lim.limit_usd,
                             threshold=self.settings.warning_threshold)
@@ -261,6 +280,8 @@ class BudgetGuard:
         s, day = self.settings, self.periods.day()
         rows = [("daily", f"budget:day:{day}:total", s.daily_usd)]
         for name, pb in sorted(s.providers.items()):
+            if pb.daily_usd is None:
+                continue  # only limited providers have a counter
             rows.append((f"provider:{name}", f"budget:day:{day}:provider:{name}", pb.daily_usd))
         out = []
         for name, key, limit in rows:

@@ -112,7 +112,7 @@ def test_estimate_uses_the_previewed_candidates_prices(state):
 
 
 def test_under_budget_passes_and_records_actual_cost(state):
-    g = make_guard(state, daily_usd=1.0)
+    g = make_guard(state, daily_usd=1.0, providers={"cloudy": {"daily_usd": 1.0}})
     assert run(g, state, cost=0.031) is None
     assert spent(g, state) == pytest.approx(0.031)
     assert spent(g, state, "provider:cloudy") == pytest.approx(0.031)
@@ -194,8 +194,16 @@ def test_session_limit(state):
     assert g.before_chat(req(session_id="s2"), ctx(state)) is None
 
 
-def test_failover_to_another_provider_moves_the_spend(state):
+def test_unlimited_counters_are_not_written(state):
     g = make_guard(state, daily_usd=1.0)
+    run(g, state, caller="bob")
+    assert spent(g, state) == pytest.approx(EST)
+    assert state.get(f"budget:day:{g.periods.day()}:provider:cloudy") is None
+    assert state.get(f"budget:day:{g.periods.day()}:caller:bob") is None
+
+
+def test_failover_to_another_provider_moves_the_spend(state):
+    g = make_guard(state, daily_usd=1.0, providers={"cloudy": {"daily_usd": 1.0}, "other": {"daily_usd": 1.0}})
     c = ctx(state)
     r = req()
     g.before_chat(r, c)
@@ -211,6 +219,7 @@ def test_unreconciled_reservation_is_released_after_timeout(state):
     g.before_chat(req(), ctx(state))  # the call then fails: after_chat never comes
     assert spent(g, state) == pytest.approx(EST)
     threading.Event().wait(0.01)
+    g._last_sweep = 0.0  # (the sweep runs at most once a second)
     assert g.release_stale(state) == 1
     assert spent(g, state) == pytest.approx(0.0)
 
