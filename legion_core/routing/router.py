@@ -164,6 +164,32 @@ class Router:
         self._cs_cache: dict[tuple[Any, ...], CandidateScore] = {}
         self._accept_sets: dict[int, frozenset[str]] = {}
         self._chat_groups: list[tuple[str, list[_Cand]]] = []
+        for problem in self.config_warnings():
+            log.warning("routing settings point at nothing", problem=problem)
+
+    def config_warnings(self) -> list[str]:
+        """Rule and alias targets that name no configured provider or known tier (likely typos)."""
+        providers = set(self.registry.providers)
+        tiers = set(TIERS) | {p.tier for p in self.registry.providers.values()}
+        out: list[str] = []
+
+        def check(where: str, tier: str | None, provider: str | None) -> None:
+            if tier is not None and tier not in tiers:
+                out.append(f"{where}: tier {tier!r} is not one of {', '.join(TIERS)}")
+            if provider is not None and provider not in providers:
+                out.append(f"{where}: provider {provider!r} is not configured (configured: "
+                           f"{', '.join(sorted(providers)) or 'none'})")
+
+        for i, rule in enumerate(self.settings.rules):
+            where = f"llm.routing.rules.{i} ({rule.name})"
+            check(where, rule.then.tier, rule.then.provider)
+            fb = rule.fallback
+            if fb is not None and fb not in providers and fb not in tiers and "/" not in fb and not any(
+                    m.id == fb for n in providers for m in self.registry.models(n)):
+                out.append(f"{where}: fallback {fb!r} is no configured provider, tier or model")
+        for name, alias in self.settings.aliases.items():
+            check(f"llm.routing.aliases.{name}", alias.tier, alias.provider)
+        return out
 
     # ================================================================ public API
     def decide(self, request: ChatRequest, *, exclude: frozenset[str] = frozenset()) -> RoutingDecision:

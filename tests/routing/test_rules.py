@@ -196,3 +196,19 @@ def test_schedule_valid_from_until(make_router):
     aware = {**rule, "schedule": {"valid_from": "2026-12-01T00:00:00+00:00"}}
     assert route(make_router, [aware], now=at(2026, 11, 30, 23, 30)).rule is None
     assert route(make_router, [aware], now=at(2026, 12, 1, 0, 0)).rule == "promo"
+
+
+def test_targets_that_point_at_nothing_are_reported(make_router):
+    b = make_router(ALL_TIERS, routing={
+        "rules": [{"name": "typo", "then": {"tier": "clod"}},
+                  {"name": "gone", "then": {"provider": "azure"}, "fallback": "nowhere"},
+                  {"name": "fine", "then": {"provider": "fleet"}, "fallback": "cloud"}],
+        "aliases": {"fast": {"tier": "locl"}}})
+    problems = b.router.config_warnings()
+    assert problems == [
+        "llm.routing.rules.0 (typo): tier 'clod' is not one of local, fleet, openai_compat, cloud, frontier",
+        "llm.routing.rules.1 (gone): provider 'azure' is not configured (configured: anthropic, fleet, "
+        "frontier, local, openai)",
+        "llm.routing.rules.1 (gone): fallback 'nowhere' is no configured provider, tier or model",
+        "llm.routing.aliases.fast: tier 'locl' is not one of local, fleet, openai_compat, cloud, frontier",
+    ]
