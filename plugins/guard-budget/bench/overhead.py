@@ -14,13 +14,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from legion_guard_budget.guard import BudgetGuard
+from legion_guard_budget.metrics import GaugeRegistry
+
 from legion_core.hooktypes import RequestContext
 from legion_core.store.db import Store
 from legion_core.store.state import MemoryState, SQLiteState
 from legion_core.types import ChatResponse, ModelInfo, RoutingDecision, text_request
-
-from legion_guard_budget.guard import BudgetGuard
-from legion_guard_budget.metrics import GaugeRegistry
 
 INFO = ModelInfo(id="big", provider="cloud", input_price=3.0, output_price=15.0)
 DECISION = RoutingDecision(provider="cloud", model="big", tier="cloud", estimated_tokens=200)

@@ -17,7 +17,6 @@ def budget(as_json: bool, home: Path | None) -> None:
     from legion_core.lifecycle import legion_home
     from legion_core.store.db import Store
     from legion_core.store.state import SQLiteState
-
     from legion_guard_budget.guard import BudgetGuard
     from legion_guard_budget.plugin import load_settings
 

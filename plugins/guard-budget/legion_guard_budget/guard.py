@@ -18,7 +18,6 @@ from typing import Any
 from legion_core.errors import LegionError, RequestRefused
 from legion_core.log import get_logger
 from legion_core.types import ChatRequest, ChatResponse, ModelInfo, RoutingDecision
-
 from legion_guard_budget.metrics import REGISTRY, GaugeRegistry
 from legion_guard_budget.periods import Clock, Periods, utcnow
 from legion_guard_budget.settings import BudgetSettings

@@ -8,7 +8,6 @@ from typing import Any
 from legion_core.errors import SettingsError
 from legion_core.hookspecs import hookimpl
 from legion_core.types import ChatRequest, ChatResponse, ModelInfo
-
 from legion_guard_budget.guard import BudgetGuard, Catalog
 from legion_guard_budget.settings import BudgetSettings
 

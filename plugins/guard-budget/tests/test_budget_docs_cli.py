@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from legion_core.store.db import Store
-from legion_core.store.state import SQLiteState
-
 from legion_guard_budget.cli import budget
 from legion_guard_budget.guard import BudgetGuard
 from legion_guard_budget.metrics import HELP
 from legion_guard_budget.settings import BudgetSettings, ProviderBudget
+
+from legion_core.store.db import Store
+from legion_core.store.state import SQLiteState
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "plugins" / "guard-budget.md"
 
@@ -70,7 +70,6 @@ def test_budget_command_without_a_store_shows_zero(tmp_path):
 
 def test_budget_command_is_registered_on_the_legion_cli():
     import click
-
     from legion_guard_budget.plugin import BudgetPlugin
 
     group = click.Group()

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from legion_guard_budget.plugin import BudgetPlugin
+
 from legion_core.errors import RequestRefused
 from legion_core.hookspecs import hookimpl
 from legion_core.lifecycle import Legion
 from legion_core.plugins.manager import PluginManager
 from legion_core.providers.base import Provider
 from legion_core.types import ChatResponse, DoneChunk, TextBlock, Usage, UsageChunk, text_request
-
-from legion_guard_budget.plugin import BudgetPlugin
 
 
 class PricedProvider(Provider):

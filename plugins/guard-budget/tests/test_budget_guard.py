@@ -12,17 +12,17 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from legion_guard_budget.guard import BudgetGuard
+from legion_guard_budget.metrics import GaugeRegistry
+from legion_guard_budget.plugin import BudgetPlugin, load_settings
+from structlog.testing import capture_logs
+
 from legion_core.errors import NoProviderAvailable, RequestRefused, SettingsError
 from legion_core.hooktypes import RequestContext
 from legion_core.plugins.manager import PluginManager
 from legion_core.store.db import Store
 from legion_core.store.state import MemoryState, SQLiteState
 from legion_core.types import ChatResponse, ModelInfo, RoutingDecision, text_request
-from structlog.testing import capture_logs
-
-from legion_guard_budget.guard import BudgetGuard
-from legion_guard_budget.metrics import GaugeRegistry
-from legion_guard_budget.plugin import BudgetPlugin, load_settings
 
 # 1000 tokens in at $10/M + 1000 out at $30/M = $0.04 per request
 CATALOG = {

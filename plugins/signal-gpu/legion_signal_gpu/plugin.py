@@ -8,7 +8,6 @@ from typing import Any
 from legion_core.errors import SettingsError
 from legion_core.hookspecs import hookimpl
 from legion_core.hooktypes import ProviderSignal
-
 from legion_signal_gpu.poller import GpuPoller
 from legion_signal_gpu.settings import GpuSettings
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+
 from legion_core.hooktypes import ProviderSignal
 from legion_core.log import get_logger
-
 from legion_signal_gpu.settings import GpuProviderSettings, GpuSettings
 from legion_signal_gpu.sources import (
     GpuStats,

@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from legion_signal_gpu.settings import GpuProviderSettings, GpuSettings
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "plugins" / "signal-gpu.md"

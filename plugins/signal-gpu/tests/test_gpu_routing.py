@@ -11,14 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from legion_signal_gpu.plugin import GpuPlugin
+from test_gpu_signal import GpuEndpoints
+
 from legion_core.hookspecs import hookimpl
 from legion_core.lifecycle import Legion
 from legion_core.plugins.manager import PluginManager
 from legion_core.providers.base import Provider
 from legion_core.types import ChatResponse, DoneChunk, TextBlock, Usage, text_request
-
-from legion_signal_gpu.plugin import GpuPlugin
-from test_gpu_signal import GpuEndpoints
 
 FIXTURES = Path(__file__).parent / "fixtures"
 IDLE = (FIXTURES / "vllm_metrics_idle_v1.txt").read_text()

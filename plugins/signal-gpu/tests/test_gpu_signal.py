@@ -9,15 +9,15 @@ from types import SimpleNamespace
 
 import pytest
 from aiohttp import web
-from legion_core.errors import SettingsError
-from legion_core.plugins.manager import PluginManager
-from legion_core.testing.fakes.base import FakeServer
-from structlog.testing import capture_logs
-
 from legion_signal_gpu.plugin import GpuPlugin, load_settings
 from legion_signal_gpu.poller import GpuPoller, penalty_for
 from legion_signal_gpu.settings import GpuSettings
 from legion_signal_gpu.sources import parse_ollama_ps, parse_vllm_metrics, vllm_metrics_url
+from structlog.testing import capture_logs
+
+from legion_core.errors import SettingsError
+from legion_core.plugins.manager import PluginManager
+from legion_core.testing.fakes.base import FakeServer
 
 FIXTURES = Path(__file__).parent / "fixtures"
 BUSY = (FIXTURES / "vllm_metrics_busy.txt").read_text()
