@@ -12,10 +12,10 @@ import legion_llm_anthropic.plugin as anthropic_plugin
 import legion_llm_openai.plugin as openai_plugin
 import openai
 import pytest
-from conftest import make_legion
 
 from legion_core.testing.fakes.anthropic import FakeAnthropic
 from legion_core.testing.fakes.openai import FakeOpenAI
+from tests.server.conftest import make_legion
 
 OAI_KEY = "sk-test-fake"
 ANT_KEY = "sk-ant-test"

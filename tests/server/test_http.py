@@ -8,11 +8,11 @@ import time
 
 import httpx
 import pytest
-from conftest import make_legion
 
 from legion_core.errors import RequestRefused
 from legion_core.hookspecs import hookimpl
 from legion_core.server import ServerThread, UnsafeBindError, check_bind, create_app
+from tests.server.conftest import make_legion
 
 CHAT = "/v1/chat/completions"
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
-from conftest import REC, gw_provider, make_legion
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
 from legion_core.server import ServerThread, create_app
 from legion_core.types import TIERS
+from tests.server.conftest import REC, gw_provider, make_legion
 
 
 @pytest.fixture(scope="module")
