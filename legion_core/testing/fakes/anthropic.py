@@ -355,6 +355,14 @@ class FakeAnthropic(FakeServer):
                 return self._error(400, "`max_tokens` must be greater than `thinking.budget_tokens`")
             if body.get("temperature") not in (None, 1, 1.0):
                 return self._error(400, "`temperature` may only be set to 1 when thinking is enabled")
+        has_tool_blocks = any(isinstance(b, dict) and b.get("type") in ("tool_use", "tool_result")
+                              for m in msgs if isinstance(m.get("content"), list) for b in m["content"])
+        if has_tool_blocks and not body.get("tools"):
+            return self._error(400, "Requests which include `tool_use` or `tool_result` blocks must define tools.")
+        choice = body.get("tool_choice")
+        if choice is not None and (not isinstance(choice, dict)
+                                   or choice.get("type") not in ("auto", "any", "tool", "none")):
+            return self._error(400, "tool_choice.type: Input should be 'auto', 'any', 'tool' or 'none'")
         for k, t in enumerate(body.get("tools") or []):
             if not t.get("name") or not isinstance(t.get("input_schema"), dict):
                 return self._error(400, f"tools.{k}: name and input_schema are required")

@@ -141,11 +141,15 @@ def request_to_wire(request: ChatRequest, model: str, *, max_tokens_default: int
         body["top_p"] = request.top_p
     if request.stop:
         body["stop_sequences"] = list(request.stop)
-    if request.tools and request.tool_choice != "none":
+    if request.tools:
+        # Tools stay declared even with tool_choice "none": the API rejects a conversation holding
+        # tool_use/tool_result blocks when no tools are defined.
         body["tools"] = [{"name": t.name, "description": t.description, "input_schema": t.parameters}
                          for t in request.tools]
         if request.tool_choice == "required":
             body["tool_choice"] = {"type": "any"}
+        elif request.tool_choice == "none":
+            body["tool_choice"] = {"type": "none"}
         elif request.tool_choice and request.tool_choice != "auto":
             body["tool_choice"] = {"type": "tool", "name": request.tool_choice}
     return body

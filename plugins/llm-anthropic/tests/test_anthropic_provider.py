@@ -237,7 +237,16 @@ async def test_tool_choice_variants(provider: AnthropicProvider, fake: FakeAnthr
     await provider.chat(text_request("x", tools=[WEATHER_TOOL], tool_choice="required"), MODEL)
     assert fake.last_chat()["tool_choice"] == {"type": "any"}
     resp = await provider.chat(text_request("x", tools=[WEATHER_TOOL], tool_choice="none"), MODEL)
-    assert "tools" not in fake.last_chat() and not resp.tool_calls
+    assert fake.last_chat()["tool_choice"] == {"type": "none"} and fake.last_chat()["tools"]
+    assert not resp.tool_calls and resp.text == fake.reply_text
+    # a history with tool blocks but no tools offered is refused upstream: a clear, typed error
+    history = ChatRequest(messages=[
+        Message(role="user", content="Weather?"),
+        Message(role="assistant", content=[ToolUseBlock(id="toolu_1", name="get_weather", input={})]),
+        Message(role="tool", content=[ToolResultBlock(tool_use_id="toolu_1", content="sunny")]),
+    ])
+    with pytest.raises(ProviderBadRequest, match="must define tools"):
+        await provider.chat(history, MODEL)
 
 
 async def test_json_response_format_is_instructed(provider: AnthropicProvider, fake: FakeAnthropic) -> None:
