@@ -95,6 +95,9 @@ def test_rendered_plugin_installs_passes_its_tests_and_is_listed(kind, sandbox):
                  "-p", "legion_core.testing.pytest_plugin", "tests"],
                 env={**env, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}, cwd=out)
     assert " passed" in tests and " failed" not in tests and " error" not in tests
+    ruff = Path(sysconfig.get_paths()["scripts"]) / "ruff"
+    if ruff.exists():  # the rendered tox.ini lints with the rendered ruff settings
+        run([ruff, "check", "--no-cache", "."], env=env, cwd=out)
     rec = next((r for r in listed if r["distribution"] == f"legion-tpl-{kind}"), None)
     assert rec is not None, f"legion plugins does not list legion-tpl-{kind}: {[r['name'] for r in listed]}"
     assert rec["name"] == f"tpl-{kind}" and rec["status"] == "active", rec
