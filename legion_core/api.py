@@ -137,6 +137,10 @@ def _ensure() -> Legion:
     lg = _legion
     if lg is not None and lg.started():
         return lg
+    if _runner is not None and threading.current_thread() is _runner.thread:
+        # e.g. an extension calling the API from its start(): start() holds the lock, waiting on us
+        raise RuntimeError("Legion is still starting: use the `legion` object passed to your "
+                           "extension (legion.pipeline.chat) instead of the process-wide API")
     return start()
 
 
