@@ -312,33 +312,39 @@ class StreamAssembler:
 async def iter_sse(response: httpx.Response) -> AsyncIterator[dict[str, Any] | None]:
     """Server-sent events -> decoded `data` payloads; `None` for `[DONE]`.
 
-    Handles multi-line `data:` fields, comments (`: keep-alive`) and `event:` lines.
+    Works on raw bytes (no text decoding layers: the payload is JSON, which orjson reads as
+    bytes). Handles `\n`/`\r\n` line ends, multi-line `data:` fields, comments
+    (`: keep-alive`) and `event:`/`id:` lines.
     """
-    data: list[str] = []
-    async for line in response.aiter_lines():
-        if line == "":
-            if data:
-                payload = "\n".join(data)
-                data = []
-                if payload.strip() == "[DONE]":
-                    yield None
-                    return
-                yield _decode_event(payload)
-            continue
-        if line.startswith(":"):
-            continue
-        field, _, value = line.partition(":")
-        if field == "data":
-            data.append(value[1:] if value.startswith(" ") else value)
-    if data:  # body ended without the blank line
-        payload = "\n".join(data)
-        if payload.strip() == "[DONE]":
-            yield None
-        else:
-            yield _decode_event(payload)
+    data: list[bytes] = []
+    buf = b""
+    async for raw in response.aiter_bytes():  # content-decoded (gateways may gzip streams)
+        buf += raw
+        *lines, buf = buf.split(b"\n")
+        for line in lines:
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if not line:
+                if data:
+                    payload = b"\n".join(data)
+                    data = []
+                    if payload.strip() == b"[DONE]":
+                        yield None
+                        return
+                    yield _decode_event(payload)
+                continue
+            if line.startswith(b"data:"):
+                value = line[5:]
+                data.append(value[1:] if value.startswith(b" ") else value)
+    if buf.startswith(b"data:"):  # body ended without a final newline
+        value = buf[5:]
+        data.append(value[1:] if value.startswith(b" ") else value)
+    if data:  # ... or without the blank line
+        payload = b"\n".join(data)
+        yield None if payload.strip() == b"[DONE]" else _decode_event(payload)
 
 
-def _decode_event(payload: str) -> dict[str, Any]:
+def _decode_event(payload: bytes | str) -> dict[str, Any]:
     try:
         event = orjson.loads(payload)
     except orjson.JSONDecodeError as e:

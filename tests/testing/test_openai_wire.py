@@ -181,3 +181,17 @@ def test_embeddings_base64_sorted_and_token_level_pooled() -> None:
                                    {"index": 0, "embedding": b64}], "usage": {"prompt_tokens": 4}},
                          provider="p", tier="t", model="m")
     assert r.embeddings == [[1.0, 2.0], [2.0, 4.0]] and r.usage.input_tokens == 4
+
+
+async def test_iter_sse_crlf_and_frames_split_anywhere() -> None:
+    raw = b'data: {"a": 1}\r\n\r\ndata: {"b":\r\ndata: 2}\r\n\r\ndata: [DONE]\r\n\r\n'
+
+    class Pieces(httpx.AsyncByteStream):
+        async def __aiter__(self):  # one byte at a time: frames split anywhere across reads
+            for i in range(len(raw)):
+                yield raw[i:i + 1]
+
+    resp = httpx.Response(200, stream=Pieces())
+    assert [e async for e in iter_sse(resp)] == [{"a": 1}, {"b": 2}, None]
+    tail = httpx.Response(200, content=b'data: {"c": 3}')  # no final newline
+    assert [e async for e in iter_sse(tail)] == [{"c": 3}]
