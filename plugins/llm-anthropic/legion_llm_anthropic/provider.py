@@ -11,11 +11,11 @@ import httpx
 import orjson
 
 from legion_core.errors import (
-    BadRequest,
     ContentPolicy,
     ProviderError,
     ProviderTimeout,
     ProviderUnavailable,
+    SettingsError,
     StreamInterrupted,
 )
 from legion_core.providers.base import Provider
@@ -72,6 +72,10 @@ class AnthropicProvider(Provider):
         self.thinking_modes: dict[str, str] = {}
         #: The kernel's `llm.timeouts`, under this provider's own `timeout_*` (set at startup).
         self.timeout_defaults: TimeoutSettings | None = None
+        self._thinking_setting = str(self.option("thinking_mode", "auto"))
+        if self._thinking_setting not in ("auto", "enabled", "adaptive"):
+            raise SettingsError("must be auto, enabled or adaptive", key=f"llm.providers.{name}.thinking_mode",
+                                got=repr(self._thinking_setting), expected="auto | enabled | adaptive")
 
     @classmethod
     def auto_settings(cls) -> ProviderSettings | None:
@@ -132,10 +136,7 @@ class AnthropicProvider(Provider):
                                   provider=self.name) from None
 
     def _body(self, request: ChatRequest, model: str, stream: bool) -> dict[str, Any]:
-        mode = str(self.option("thinking_mode", "auto"))
-        if mode not in ("auto", "enabled", "adaptive"):
-            raise BadRequest(f"providers.{self.name}.thinking_mode must be auto, enabled or adaptive "
-                             f"(got {mode!r})")
+        mode = self._thinking_setting
         body = request_to_wire(request, model,
                                max_tokens_default=int(self.option("max_tokens_default", 4096)),
                                thinking_budget=int(self.option("thinking_budget_tokens", 4096)),
