@@ -116,7 +116,10 @@ def schemes_for(plugins: PluginManager | None) -> dict[str, SchemeResolver]:
                 raise SecretError(f"invalid secret scheme name {scheme!r}")
             found[scheme.lower()] = resolver
 
-        plugins.hook.legion_secret_schemes(register=register)
+        from legion_core.settings.loader import each_impl
+
+        for _ in each_impl(plugins, "legion_secret_schemes", register=register):
+            pass
     for k, v in builtin_schemes().items():
         found.setdefault(k, v)
     return found

@@ -278,28 +278,45 @@ def _env_layer(environ: typing.Mapping[str, str], below: dict[str, Any]
     return layers, raw_strings
 
 
-def _plugin_defaults(plugins: PluginManager) -> list[tuple[str, dict[str, Any]]]:
-    out: list[tuple[str, dict[str, Any]]] = []
-    caller = plugins.pm.hook.legion_settings_defaults
-    # get_hookimpls() is in reverse call order: tryfirst plugins come last, so they win.
+def each_impl(plugins: PluginManager, hook_name: str, **kwargs: Any
+              ) -> typing.Iterator[tuple[str, Any]]:
+    """Call one hook plugin by plugin, yielding (plugin name, result).
+
+    A plugin that raises is skipped with a warning naming it, so one broken plugin cannot
+    take the settings (or the CLI) down; `LEGION_STRICT_PLUGINS=1` makes that fatal.
+    Implementations come in pluggy's reverse call order: `tryfirst` ones last, so they win
+    a merge.
+    """
+    from legion_core.errors import PluginError
+
+    caller = getattr(plugins.pm.hook, hook_name)
     for impl in caller.get_hookimpls():
         if impl.hookwrapper or getattr(impl, "wrapper", False):
             continue
         rec = plugins.records.get(impl.plugin_name)
         name = (rec.distribution if rec and rec.distribution else None) or impl.plugin_name
-        source = f"default:{name}"
         try:
-            doc = impl.function()
-        except Exception as e:  # noqa: BLE001 - a broken plugin must not stop the others
-            log.warning("plugin settings defaults failed; ignoring them", plugin=name,
-                        error=f"{type(e).__name__}: {e}")
+            result = impl.function(*[kwargs[a] for a in impl.argnames])
+        except Exception as e:  # noqa: BLE001 - any failure is the plugin's
+            reason = f"{type(e).__name__}: {scrub(str(e))}"
+            if os.environ.get("LEGION_STRICT_PLUGINS", "").strip().lower() in {"1", "true", "yes", "on"}:
+                raise PluginError(f"plugin {name!r} failed in {hook_name}: {reason}") from e
+            log.warning("plugin hook failed; ignoring this plugin's answer", plugin=name,
+                        hook=hook_name, error=reason)
             continue
+        yield name, result
+
+
+def _plugin_defaults(plugins: PluginManager) -> list[tuple[str, dict[str, Any]]]:
+    out: list[tuple[str, dict[str, Any]]] = []
+    for name, doc in each_impl(plugins, "legion_settings_defaults"):
         if doc is None:
             continue
         if not isinstance(doc, dict):
-            raise SettingsError("legion_settings_defaults must return an object", file=source,
-                                got=_json_type(doc), expected="a dict")
-        out.append((source, doc))
+            log.warning("plugin settings defaults are not an object; ignored", plugin=name,
+                        got=_json_type(doc))
+            continue
+        out.append((f"default:{name}", doc))
     return out
 
 
@@ -310,9 +327,14 @@ def _plugin_schemas(plugins: PluginManager) -> dict[str, type[BaseModel]]:
         if section in Settings.model_fields:
             log.warning("a plugin registered a schema for a kernel section; ignored", section=section)
             return
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            log.warning("a plugin registered a settings schema that is not a pydantic model; ignored",
+                        section=section)
+            return
         schemas[section] = model
 
-    plugins.hook.legion_settings_schema(register=register)
+    for _ in each_impl(plugins, "legion_settings_schema", register=register):
+        pass
     return schemas
 
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 
-from secret_fixtures import *  # noqa: F403 - shared fixtures (see secret_fixtures.py)
-
 from legion_core import hookimpl, log
 from legion_core.lifecycle import Legion
 from legion_core.plugins.manager import PluginManager

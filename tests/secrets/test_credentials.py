@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-from secret_fixtures import *  # noqa: F403 - shared fixtures (see secret_fixtures.py)
-
 from legion_core.providers.base import Provider
 from legion_core.secrets import resolve_api_keys, resolve_credentials
 from legion_core.settings.models import ProviderSettings

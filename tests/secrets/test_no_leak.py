@@ -9,7 +9,6 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from secret_fixtures import *  # noqa: F403 - shared fixtures (see secret_fixtures.py)
 
 from legion_core import log
 from legion_core.errors import LegionError, SecretError, SettingsError

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-from secret_fixtures import *  # noqa: F403 - shared fixtures (see secret_fixtures.py)
 
 import legion_core.builtin.secrets as builtin_secrets
 from legion_core.errors import SecretError
@@ -150,3 +149,21 @@ def test_a_plugin_may_claim_a_url_scheme():
     pm = PluginManager()
     pm.register(HttpsScheme(), name="legion-secret-https")
     assert resolve("https://secrets.internal/openai", schemes_for(pm)) == "fetched:secrets.internal/openai"
+
+
+def test_a_broken_scheme_plugin_does_not_take_the_others_down(monkeypatch):
+    class Broken:
+        @hookimpl
+        def legion_secret_schemes(self, register):
+            raise RuntimeError("boom")
+
+    class BadName:
+        @hookimpl
+        def legion_secret_schemes(self, register):
+            register("not a scheme!", lambda rest: rest)
+
+    pm = PluginManager()
+    pm.register(Broken(), name="legion-broken")
+    pm.register(BadName(), name="legion-bad-name")
+    pm.register(FileSchemePlugin(), name="legion-secret-file")
+    assert set(schemes_for(pm)) == {"env", "vault", "file"}

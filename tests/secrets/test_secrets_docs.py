@@ -8,7 +8,6 @@ import types
 from pathlib import Path
 
 import pytest
-from secret_fixtures import *  # noqa: F403 - shared fixtures (see secret_fixtures.py)
 
 from legion_core.errors import SecretError
 from legion_core.plugins.manager import PluginManager

@@ -6,7 +6,6 @@ import json
 
 import httpx
 import pytest
-from secret_fixtures import *  # noqa: F403 - shared fixtures (see secret_fixtures.py)
 
 from legion_core import secrets
 from legion_core.errors import SecretError

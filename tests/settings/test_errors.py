@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 from pydantic import BaseModel, ConfigDict
-from settings_fixtures import *  # noqa: F403 - shared fixtures (see settings_fixtures.py)
 
 from legion_core.errors import SettingsError
 from legion_core.hookspecs import hookimpl
@@ -195,18 +194,53 @@ def test_a_bad_plugin_default_is_blamed_on_the_plugin(home):
     assert (e.file, e.key) == ("default:legion-guard-budget", "llm.tool_loop_limit")
 
 
-def test_a_plugin_whose_defaults_raise_is_skipped(home):
-    class Broken:
-        @hookimpl
-        def legion_settings_defaults(self):
-            raise RuntimeError("boom")
+class Broken:
+    @hookimpl
+    def legion_settings_defaults(self):
+        raise RuntimeError("boom")
+
+    @hookimpl
+    def legion_settings_schema(self, register):
+        raise RuntimeError("boom")
+
+
+class NotADict:
+    @hookimpl
+    def legion_settings_defaults(self):
+        return ["not", "an", "object"]
+
+
+def test_a_broken_plugin_is_skipped_by_name(home, capfd):
+    import json
+
+    from legion_core import log
 
     pm = PluginManager()
     pm.register(Broken(), name="legion-broken")
+    pm.register(NotADict(), name="legion-not-a-dict")
     pm.register(BudgetPlugin(), name="legion-guard-budget")
-    loaded = load_settings(home, plugins=pm)
+    log.configure("warning", "json")
+    try:
+        loaded = load_settings(home, plugins=pm)
+    finally:
+        log.configure()
     assert loaded.settings.section("budget") == {"daily_usd": 10.0}
     assert loaded.provenance["budget.daily_usd"] == "default:legion-guard-budget"
+    assert "budget" in loaded.sections  # the healthy plugin's schema still applies
+    events = [json.loads(ln) for ln in capfd.readouterr().err.splitlines() if ln.startswith("{")]
+    assert sorted((e["plugin"], e.get("hook", "")) for e in events) == [
+        ("legion-broken", "legion_settings_defaults"), ("legion-broken", "legion_settings_schema"),
+        ("legion-not-a-dict", "")]
+
+
+def test_strict_plugins_make_a_broken_plugin_fatal(home, monkeypatch):
+    from legion_core.errors import PluginError
+
+    monkeypatch.setenv("LEGION_STRICT_PLUGINS", "1")
+    pm = PluginManager()
+    pm.register(Broken(), name="legion-broken")
+    with pytest.raises(PluginError, match="legion-broken.*legion_settings_defaults"):
+        load_settings(home, plugins=pm)
 
 
 def test_bad_env_override_name(home, monkeypatch):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from settings_fixtures import *  # noqa: F403 - shared fixtures (see settings_fixtures.py)
-
 from legion_core.hookspecs import hookimpl
 from legion_core.plugins.manager import PluginManager
 from legion_core.settings.loader import load_settings, parse_path, path_str

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-from settings_fixtures import *  # noqa: F403 - shared fixtures (see settings_fixtures.py)
-
 from legion_core.settings.loader import load_settings
 
 

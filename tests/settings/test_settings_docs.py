@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 from pydantic import BaseModel
-from settings_fixtures import *  # noqa: F403 - shared fixtures (see settings_fixtures.py)
 
 from legion_core.errors import SettingsError
 from legion_core.settings.loader import load_settings

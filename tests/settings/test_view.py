@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 from pydantic import BaseModel
-from settings_fixtures import *  # noqa: F403 - shared fixtures (see settings_fixtures.py)
 
 from legion_core.hookspecs import hookimpl
 from legion_core.log import redact

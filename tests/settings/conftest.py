@@ -9,10 +9,6 @@ from typing import Any
 
 import pytest
 
-#: Imported with `from ... import *` by the test modules (a conftest.py here would replace the
-#: `conftest` module that other test directories import by name).
-__all__ = ["_no_env_overrides", "home", "write"]
-
 
 @pytest.fixture(autouse=True)
 def _no_env_overrides(monkeypatch):
