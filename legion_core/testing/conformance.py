@@ -328,6 +328,20 @@ class ProviderConformance:
             assert res.usage.estimated is False
         assert res.done is not None and res.done.stop_reason in ("end_turn", "max_tokens", "stop_sequence")
 
+    @pytest.mark.asyncio
+    async def test_stream_abandoned_early_leaves_provider_usable(self, provider: Provider, model: str) -> None:
+        """A client that hangs up after the first token must not break the next call."""
+        stream = provider.stream(self.request(), model)
+        first = None
+        async for chunk in stream:
+            if isinstance(chunk, TextDelta):
+                first = chunk
+                break
+        await stream.aclose()  # type: ignore[attr-defined]
+        assert first is not None
+        again = await collect_stream(provider.stream(self.request(), model))
+        assert again.error is None and again.done is not None and again.text.strip()
+
     # ============================================================= tools
     def tool_request(self, **kw: Any) -> ChatRequest:
         return self.request("What's the weather in Paris?", tools=[WEATHER_TOOL], **kw)
