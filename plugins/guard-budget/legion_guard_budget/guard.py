@@ -259,10 +259,11 @@ class BudgetGuard:
             if lim.limit_usd is None or lim.key not in totals:
                 continue
             spent = totals[lim.key]
-            self.metrics.set("legion_budget_spend_usd", spent, limit=lim.name)
-            self.metrics.set("legion_budget_limit_usd", lim.limit_usd, limit=lim.name)
             crossed = lim.limit_usd > 0 and spent >= self.settings.warning_threshold * lim.limit_usd
-            self.metrics.set("legion_budget_warning", 1.0 if crossed else 0.0, limit=lim.name)
+            if lim.daily:  # not per session: one series per conversation would grow without end
+                self.metrics.set("legion_budget_spend_usd", spent, limit=lim.name)
+                self.metrics.set("legion_budget_limit_usd", lim.limit_usd, limit=lim.name)
+                self.metrics.set("legion_budget_warning", 1.0 if crossed else 0.0, limit=lim.name)
             if not crossed or lim.key in self._warned:
                 continue
             if len(self._warned) > 10_000:  # sessions and days accumulate: forget, ask again

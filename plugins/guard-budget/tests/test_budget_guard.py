@@ -354,3 +354,13 @@ def test_disabled_or_unlimited_guard_does_nothing(state):
     assert make_guard(state).before_chat(req(), ctx(state)) is None
     g = make_guard(state, daily_usd=0.0, enabled=False)
     assert g.before_chat(req(), ctx(state)) is None
+
+
+def test_session_limits_warn_but_export_no_per_session_series(state):
+    metrics = GaugeRegistry()
+    g = make_guard(state, metrics=metrics, session_usd=0.05, warning_threshold=0.5)
+    with capture_logs() as logs:
+        run(g, state, request=req(session_id="s1"))
+    assert [e["limit"] for e in logs if e["event"] == "budget warning threshold crossed"] == [
+        "limit of session 's1'"]
+    assert not any("session" in dict(s.labels).get("limit", "") for s in metrics.samples())
