@@ -54,6 +54,23 @@ def _first_secret(value: Any) -> str | None:
     return value or None
 
 
+def number_option(provider: Provider, key: str, default: float | None, *, integer: bool = False,
+                  minimum: float = 0) -> Any:
+    """A numeric provider option, checked at configuration: a bad value names its key."""
+    raw = provider.option(key, default)
+    if raw is None:
+        return None
+    try:
+        value = int(raw) if integer else float(raw)
+        if isinstance(raw, bool) or value < minimum:
+            raise ValueError
+    except (TypeError, ValueError):
+        kind = "an integer" if integer else "a number"
+        raise SettingsError(f"must be {kind} >= {minimum:g}", key=f"llm.providers.{provider.name}.{key}",
+                            got=repr(raw), expected=f"{kind} >= {minimum:g}") from None
+    return value
+
+
 class AnthropicProvider(Provider):
     """Options under `llm.providers.<name>` besides the common ones: `anthropic_version`,
     `beta` (list of `anthropic-beta` flags), `max_tokens_default`, `thinking_mode`
@@ -72,6 +89,9 @@ class AnthropicProvider(Provider):
         self.thinking_modes: dict[str, str] = {}
         #: The kernel's `llm.timeouts`, under this provider's own `timeout_*` (set at startup).
         self.timeout_defaults: TimeoutSettings | None = None
+        self._max_tokens_default = number_option(self, "max_tokens_default", 4096, integer=True, minimum=1)
+        self._thinking_budget = number_option(self, "thinking_budget_tokens", 4096, integer=True, minimum=1024)
+        self._health_timeout = number_option(self, "health_timeout", 5.0, minimum=0.01)
         self._thinking_setting = str(self.option("thinking_mode", "auto"))
         if self._thinking_setting not in ("auto", "enabled", "adaptive"):
             raise SettingsError("must be auto, enabled or adaptive", key=f"llm.providers.{name}.thinking_mode",
@@ -138,8 +158,8 @@ class AnthropicProvider(Provider):
     def _body(self, request: ChatRequest, model: str, stream: bool) -> dict[str, Any]:
         mode = self._thinking_setting
         body = request_to_wire(request, model,
-                               max_tokens_default=int(self.option("max_tokens_default", 4096)),
-                               thinking_budget=int(self.option("thinking_budget_tokens", 4096)),
+                               max_tokens_default=self._max_tokens_default,
+                               thinking_budget=self._thinking_budget,
                                thinking_mode=self._thinking_mode(model) if mode == "auto" else mode)
         if stream:
             body["stream"] = True
@@ -290,7 +310,7 @@ class AnthropicProvider(Provider):
     async def health(self) -> Health:
         """GET /v1/models (free, authenticated): reachable *and* the key is accepted."""
         t0 = time.perf_counter()
-        timeout = float(self.option("health_timeout", 5.0))
+        timeout = self._health_timeout
         try:
             resp = await self.client().get("/v1/models", params={"limit": 1}, timeout=timeout)
         except httpx.HTTPError:

@@ -477,3 +477,12 @@ async def test_discovery_hook_and_routing_keep_live_aliases(tmp_path: Any, legio
             await lg.pipeline.route(text_request("hi", model="claude/claude-opus-4-5"))
     finally:
         await lg.shutdown()
+
+
+@pytest.mark.parametrize(("key", "value"), [("thinking_budget_tokens", 512), ("max_tokens_default", "lots"),
+                                            ("health_timeout", 0)])
+def test_bad_numeric_settings_name_their_key(key: str, value: Any) -> None:
+    from legion_core.errors import SettingsError
+
+    with pytest.raises(SettingsError, match=rf"llm\.providers\.claude\.{key}"):
+        AnthropicProvider("claude", ProviderSettings(api_key=KEY, **{key: value}))

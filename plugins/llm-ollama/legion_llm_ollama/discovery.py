@@ -85,7 +85,7 @@ class ModelDiscovery:
         except Exception:  # noqa: BLE001 - older servers lack /api/ps; loaded stays unknown
             loaded = None
         pulled = tags.get("models") or []
-        sem = asyncio.Semaphore(int(p.option("show_concurrency", 4)))
+        sem = asyncio.Semaphore(p.show_concurrency)
 
         async def show(entry: dict[str, Any]) -> dict[str, Any]:
             digest = entry.get("digest") or entry.get("name", "")

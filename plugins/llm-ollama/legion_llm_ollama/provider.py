@@ -14,7 +14,13 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 
-from legion_core.errors import ProviderError, ProviderTimeout, ProviderUnavailable, StreamInterrupted
+from legion_core.errors import (
+    ProviderError,
+    ProviderTimeout,
+    ProviderUnavailable,
+    SettingsError,
+    StreamInterrupted,
+)
 from legion_core.providers.base import Provider
 from legion_core.settings.models import ProviderSettings, TimeoutSettings
 from legion_core.types import (
@@ -63,6 +69,23 @@ def _listening(url: str, timeout: float = 0.2) -> bool:
         return False
 
 
+def number_option(provider: Provider, key: str, default: float | None, *, integer: bool = False,
+                  minimum: float = 0) -> Any:
+    """A numeric provider option, checked at configuration: a bad value names its key."""
+    raw = provider.option(key, default)
+    if raw is None:
+        return None
+    try:
+        value = int(raw) if integer else float(raw)
+        if isinstance(raw, bool) or value < minimum:
+            raise ValueError
+    except (TypeError, ValueError):
+        kind = "an integer" if integer else "a number"
+        raise SettingsError(f"must be {kind} >= {minimum:g}", key=f"llm.providers.{provider.name}.{key}",
+                            got=repr(raw), expected=f"{kind} >= {minimum:g}") from None
+    return value
+
+
 class OllamaProvider(Provider):
     """Options under `llm.providers.<name>` besides the common ones: `keep_alive`, `options`
     (Ollama model options sent with every chat, e.g. `{"num_ctx": 8192}`), `health_timeout`,
@@ -79,8 +102,14 @@ class OllamaProvider(Provider):
         self._pool: Pool | None = None
         #: The kernel's `llm.timeouts`, under this provider's own `timeout_*` (set at startup).
         self.timeout_defaults: TimeoutSettings | None = None
-        ttl = self.option("discovery_ttl_seconds")
-        self.discovery = ModelDiscovery(self, ttl=float(ttl) if ttl is not None else 60.0)
+        ttl = number_option(self, "discovery_ttl_seconds", None)
+        self._health_timeout = number_option(self, "health_timeout", 2.0, minimum=0.01)
+        self.show_concurrency = number_option(self, "show_concurrency", 4, integer=True, minimum=1)
+        options = self.option("options")
+        if options is not None and not isinstance(options, dict):
+            raise SettingsError("must be an object of Ollama model options", key=f"llm.providers.{name}.options",
+                                got=type(options).__name__, expected='an object, e.g. {"num_ctx": 8192}')
+        self.discovery = ModelDiscovery(self, ttl=ttl if ttl is not None else 60.0)
         self._ttl_from_settings = ttl is not None
 
     @classmethod
@@ -274,7 +303,7 @@ class OllamaProvider(Provider):
         t0 = time.perf_counter()
         url = self.base_url or DEFAULT_URL
         try:
-            resp = await self.client().get("/api/version", timeout=float(self.option("health_timeout", 2.0)))
+            resp = await self.client().get("/api/version", timeout=self._health_timeout)
         except httpx.HTTPError:
             return Health(ok=False, detail=f"unreachable at {url}")
         ms = (time.perf_counter() - t0) * 1000

@@ -355,3 +355,12 @@ async def test_fixed_reply_mode_for_benchmarks(legion_fake_factory: Any) -> None
         assert fake.calls["chat"] == 2 and not fake.chat_bodies
     finally:
         await p.aclose()
+
+
+@pytest.mark.parametrize(("key", "value"), [("discovery_ttl_seconds", "soon"), ("show_concurrency", 0),
+                                            ("health_timeout", -1), ("options", "num_ctx=8192")])
+def test_bad_settings_name_their_key(key: str, value: Any) -> None:
+    from legion_core.errors import SettingsError
+
+    with pytest.raises(SettingsError, match=rf"llm\.providers\.ollama\.{key}"):
+        OllamaProvider("ollama", ProviderSettings(**{key: value}))
