@@ -102,3 +102,40 @@ async def test_routing_shifts_with_gpu_load(tmp_path, two_gpus):
     finally:
         await lg.shutdown()
     assert not signal.poller.running
+
+
+async def test_with_the_real_vllm_provider_and_the_vllm_fake(tmp_path, legion_fake_factory):
+    """The llm-vllm plugin (when installed) against two OpenAI-compatible fakes in vLLM flavour,
+    whose `/metrics` gauges the test sets: the busy instance loses the request."""
+    pytest.importorskip("legion_llm_vllm")
+    import legion_llm_vllm.plugin as vllm_plugin
+
+    from legion_core.testing.fakes.openai import FakeOpenAI
+
+    a = legion_fake_factory(FakeOpenAI, flavor="vllm", models=["qwen"], reply_text="from a")
+    b = legion_fake_factory(FakeOpenAI, flavor="vllm", models=["qwen"], reply_text="from b")
+    providers = {name: {"type": "vllm", "base_url": f.url + "/v1", "api_key": "sk-test-fake",
+                        "default_model": "qwen"} for name, f in (("gpu-a", a), ("gpu-b", b))}
+    pm = PluginManager()
+    pm.load(entry_points=False)
+    pm.register(vllm_plugin, name="llm-vllm")
+    signal = GpuPlugin()
+    pm.register(signal, name="signal-gpu")
+    lg = Legion(home=tmp_path, plugins=pm, load_entry_points=False,
+                settings={"llm": {"providers": providers, "discovery": {"enabled": False},
+                                  "cache": {"enabled": False}},
+                          "gpu": {"interval_seconds": 60, "nvml": False}})
+    await lg.start()
+    try:
+        a.metrics.update(num_requests_running=15.0, gpu_cache_usage_perc=0.9)
+        await signal.poller.poll_once()
+        r = await lg.pipeline.chat(text_request("What day comes after Tuesday?", cache=False))
+        assert r.provider == "gpu-b" and r.text == "from b"
+        a.metrics.update(num_requests_running=0.0, gpu_cache_usage_perc=0.1)
+        b.metrics.update(num_requests_waiting=3.0)
+        await signal.poller.poll_once()
+        r = await lg.pipeline.chat(text_request("What day comes after Tuesday?", cache=False))
+        assert r.provider == "gpu-a" and r.text == "from a"
+        assert a.calls["metrics"] == b.calls["metrics"] == 2
+    finally:
+        await lg.shutdown()
