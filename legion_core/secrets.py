@@ -208,6 +208,7 @@ class VaultClient:
                  timeout: float | None = None, namespace: str | None = None) -> None:
         self._addr, self._token, self._timeout, self._namespace = addr, token, timeout, namespace
         self._cache: dict[tuple[str, str], dict[str, Any]] = {}
+        self._clients: dict[tuple[bool, str | bool], httpx.Client] = {}
         self._lock = threading.Lock()
         #: Number of HTTP requests made (tests use it to prove caching).
         self.requests = 0
@@ -235,6 +236,23 @@ class VaultClient:
     def clear_cache(self) -> None:
         with self._lock:
             self._cache.clear()
+
+    def _client(self, addr: str) -> httpx.Client:
+        """One pooled client per TLS/proxy configuration: building one (its SSL context) costs
+        tens of milliseconds, more than the request itself."""
+        # Proxies from the environment apply, except to loopback (a local dev Vault).
+        key = (not _is_loopback(addr), tls_verify())
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                client = self._clients[key] = httpx.Client(trust_env=key[0], verify=key[1])
+            return client
+
+    def close(self) -> None:
+        with self._lock:
+            for c in self._clients.values():
+                c.close()
+            self._clients.clear()
 
     def resolve(self, rest: str) -> str | None:
         """``rest`` is what follows ``vault://``: ``<mount>/<path>#<key>``."""
@@ -284,10 +302,7 @@ class VaultClient:
         timeout = self.timeout
         self.requests += 1
         try:
-            # Proxies from the environment apply, except to loopback (a local dev Vault).
-            with httpx.Client(timeout=timeout, trust_env=not _is_loopback(addr),
-                              verify=tls_verify()) as client:
-                resp = client.get(url, headers=headers)
+            resp = self._client(addr).get(url, headers=headers, timeout=timeout)
         except httpx.TimeoutException:
             raise SecretError(f"{ref}: Vault at {addr} did not answer within {timeout:g} s "
                               "(LEGION_VAULT_TIMEOUT)", reference=ref) from None
