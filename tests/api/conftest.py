@@ -10,10 +10,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "pipeline"))
 
-from pipeline_fakes import SCRIPT, THREE_TIERS, make_plugins  # noqa: E402
-
 import legion_core  # noqa: E402
 from legion_core import api  # noqa: E402
+from tests.pipeline.pipeline_fakes import SCRIPT, THREE_TIERS, make_plugins  # noqa: E402
 
 
 @pytest.fixture

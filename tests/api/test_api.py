@@ -4,11 +4,12 @@ import asyncio
 import threading
 
 import pytest
-from pipeline_fakes import provider
 
 import legion_core
 from legion_core.errors import BadRequest
 from legion_core.pipeline.structured import StructuredOutputInvalid
+from legion_core.types import text_request
+from tests.pipeline.pipeline_fakes import provider
 
 Q = "What day comes after Tuesday?"
 
@@ -140,10 +141,9 @@ async def test_async_forms_run_on_the_kernels_loop(boot, script):
 
 
 def test_tools_true_offers_every_registered_tool(tmp_path, script):
-    from pipeline_fakes import THREE_TIERS, make_plugins
-
     from legion_core.hookspecs import hookimpl
     from legion_core.types import ToolResult, ToolSpec
+    from tests.pipeline.pipeline_fakes import THREE_TIERS, make_plugins
 
     class Tools:
         @hookimpl
@@ -171,11 +171,11 @@ def test_a_script_that_never_calls_shutdown_still_flushes_its_audit_row(tmp_path
     import textwrap
     from pathlib import Path
 
-    here = Path(__file__).resolve().parent.parent / "pipeline"
+    here = Path(__file__).resolve().parents[2]  # the repo root, for `tests.pipeline...`
     code = textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {str(here)!r})
-        from pipeline_fakes import THREE_TIERS, make_plugins
+        from tests.pipeline.pipeline_fakes import THREE_TIERS, make_plugins
         import legion_core
         legion_core.start(home={str(tmp_path)!r}, settings={{"llm": {{"providers": THREE_TIERS}}}},
                           plugins=make_plugins(), load_entry_points=False)
@@ -186,3 +186,33 @@ def test_a_script_that_never_calls_shutdown_still_flushes_its_audit_row(tmp_path
     assert out.stdout.strip() == "loc:small says hello"
     db = sqlite3.connect(tmp_path / "data" / "legion.db")
     assert db.execute("SELECT count(*) FROM audit").fetchone()[0] == 1
+
+
+def test_api_call_from_an_extension_during_start_raises_instead_of_deadlocking(tmp_path, script):
+    from legion_core.hookspecs import hookimpl
+    from legion_core.hooktypes import Extension
+    from tests.pipeline.pipeline_fakes import THREE_TIERS, make_plugins
+
+    seen = []
+
+    class Eager(Extension):
+        name = "eager"
+
+        async def start(self, legion):
+            try:
+                await legion_core.aask("too early?")
+            except RuntimeError as e:
+                seen.append(str(e))
+            seen.append((await legion.pipeline.chat(text_request("fine?"))).provider)
+
+    class Plugin:
+        @hookimpl
+        def legion_register_extensions(self, register):
+            register(Eager())
+
+    legion_core.start(home=tmp_path, settings={"llm": {"providers": THREE_TIERS}},
+                      plugins=make_plugins(Plugin()), load_entry_points=False)
+    try:
+        assert "still starting" in seen[0] and seen[1] == "loc"
+    finally:
+        legion_core.shutdown()

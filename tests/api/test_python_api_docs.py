@@ -5,10 +5,10 @@ import re
 from pathlib import Path
 
 import pytest
-from pipeline_fakes import THREE_TIERS, provider
 
 import legion_core
 from legion_core.settings.models import Settings
+from tests.pipeline.pipeline_fakes import THREE_TIERS, provider
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 BLOCK = re.compile(r"```(python|json)\n(.*?)```", re.S)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from pipeline_fakes import SCRIPT, THREE_TIERS, Script, make_plugins
 
 from legion_core.lifecycle import Legion
+from tests.pipeline.pipeline_fakes import SCRIPT, THREE_TIERS, Script, make_plugins
 
 
 @pytest.fixture

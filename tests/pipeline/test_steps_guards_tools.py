@@ -1,7 +1,6 @@
 """The step chain, guards (order, rewrite, refusal, system profile), tools loop, embeddings."""
 
 import pytest
-from pipeline_fakes import provider
 
 from legion_core.errors import BadRequest, NoProviderAvailable, ProviderUnavailable, RequestRefused
 from legion_core.hookspecs import hookimpl
@@ -17,6 +16,7 @@ from legion_core.types import (
     Usage,
     text_request,
 )
+from tests.pipeline.pipeline_fakes import provider
 
 Q = "What day comes after Tuesday?"
 

@@ -4,10 +4,10 @@ assembled response; failover before the first token, ErrorChunk after it."""
 import asyncio
 
 import pytest
-from pipeline_fakes import BreakAfter, StreamFn
 
 from legion_core.errors import ContentPolicy, NoProviderAvailable, ProviderTimeout, ProviderUnavailable
 from legion_core.types import DoneChunk, TextDelta, ToolCallDelta, text_request
+from tests.pipeline.pipeline_fakes import BreakAfter, StreamFn
 
 Q = "What day comes after Tuesday?"
 
