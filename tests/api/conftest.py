@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "pipeline"))
-
-import legion_core  # noqa: E402
-from legion_core import api  # noqa: E402
-from tests.pipeline.pipeline_fakes import SCRIPT, THREE_TIERS, make_plugins  # noqa: E402
+import legion_core
+from legion_core import api
+from tests.pipeline.pipeline_fakes import SCRIPT, THREE_TIERS, make_plugins
 
 
 @pytest.fixture
