@@ -265,3 +265,13 @@ def test_no_line_for_values_that_did_not_come_from_a_file(home, monkeypatch):
     e = _error(home)
     assert e.line is None  # type: ignore[attr-defined]
     assert str(e).startswith("env:LEGION__LLM__TOOL_LOOP_LIMIT: key 'llm.tool_loop_limit'")
+
+
+def test_key_lines_survive_strings_that_look_like_syntax():
+    from legion_core.settings.loader import key_lines
+
+    text = ('{\n  "a": "x, y: {z} [w] \\" still a string",\n  "b": [],\n  "c": {},\n'
+            '  "d": [\n    [1, {"e": 2}],\n    {"f": null}\n  ],\n  "g": true\n}')
+    assert key_lines(text) == {
+        ("a",): 2, ("b",): 3, ("c",): 4, ("d",): 5, ("d", 0): 6, ("d", 0, 0): 6, ("d", 0, 1): 6,
+        ("d", 0, 1, "e"): 6, ("d", 1): 7, ("d", 1, "f"): 7, ("g",): 9}
