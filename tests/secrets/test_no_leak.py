@@ -123,6 +123,10 @@ def _exercise(home, write, vault, monkeypatch, tmp_path) -> dict[str, str]:
     r2 = runner.invoke(cli, ["config", "--json"], env={"LEGION_HOME": str(home)})
     assert r1.exit_code == 0 and r2.exit_code == 0, r1.output + r2.output
     out["cli_config"] = r1.output + r2.output
+    others = [runner.invoke(cli, cmd, env={"LEGION_HOME": str(home)})
+              for cmd in (["version"], ["plugins", "--json"], ["config", "check"])]
+    assert all(r.exit_code == 0 for r in others), [r.output for r in others]
+    out["cli_other"] = "".join(r.output for r in others)
     r3 = runner.invoke(cli, ["config", "check"], env={"LEGION_HOME": str(bad_home)})
     assert r3.exit_code != 0
     out["cli_check"] = r3.output + (str(r3.exception) if isinstance(r3.exception, LegionError) else "")
