@@ -4,15 +4,11 @@ manager, a `ProviderRegistry` built from `LLMSettings`, a steppable clock."""
 from __future__ import annotations
 
 import datetime as dt
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from routing_fakes import Clock, build  # noqa: E402
+from tests.routing.routing_fakes import Clock, build
 
 
 @pytest.fixture

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from routing_fakes import LocalProvider
 
 from legion_core.hookspecs import hookimpl
 from legion_core.routing.discovery import DiscoveryService
 from legion_core.settings.models import DiscoverySettings, ProviderSettings
 from legion_core.types import Health, ModelInfo, text_request
+from tests.routing.routing_fakes import LocalProvider
 
 
 class Discover:

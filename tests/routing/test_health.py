@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from routing_fakes import Clock
 
 from legion_core.routing.health import FAILURE_PENALTY, HealthTracker
 from legion_core.settings.models import HealthSettings
+from tests.routing.routing_fakes import Clock
 
 
 @pytest.fixture

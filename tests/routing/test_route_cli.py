@@ -7,12 +7,12 @@ import json
 
 import pytest
 from click.testing import CliRunner
-from routing_fakes import FakeProvidersPlugin
 
 from legion_core.builtin import complexity as builtin_complexity
 from legion_core.cli import cli
 from legion_core.cli import context as cli_context
 from legion_core.plugins.manager import PluginManager
+from tests.routing.routing_fakes import FakeProvidersPlugin
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ built from `LLMSettings` with in-test provider plugins registered through the re
 from __future__ import annotations
 
 import pytest
-from routing_fakes import ALL_TIERS
 
 from legion_core.errors import NoProviderAvailable
 from legion_core.hookspecs import hookimpl
@@ -19,6 +18,7 @@ from legion_core.types import (
     ToolSpec,
     text_request,
 )
+from tests.routing.routing_fakes import ALL_TIERS
 
 SIMPLE = "What day comes after Tuesday?"
 COMPLEX = ("Analyze the trade-offs between microservices and a monolith for a 10-person fintech startup: "

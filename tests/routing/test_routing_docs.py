@@ -8,10 +8,9 @@ import json
 import re
 from pathlib import Path
 
-from routing_fakes import ALL_TIERS
-
 from legion_core.settings.models import LLMSettings, RoutingSettings, Rule, RuleThen, RuleWhen, Schedule
 from legion_core.types import Intent, ToolSpec, text_request
+from tests.routing.routing_fakes import ALL_TIERS
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "routing.md"
 

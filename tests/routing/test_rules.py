@@ -6,11 +6,11 @@ import datetime as dt
 
 import pydantic
 import pytest
-from routing_fakes import ALL_TIERS
 
 from legion_core.errors import NoProviderAvailable
 from legion_core.settings.models import LLMSettings
 from legion_core.types import Intent, ToolSpec, text_request
+from tests.routing.routing_fakes import ALL_TIERS
 
 SIMPLE = "What day comes after Tuesday?"
 UTC = dt.UTC
