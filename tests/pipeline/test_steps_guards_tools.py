@@ -196,3 +196,22 @@ async def test_registered_tools_complete_named_tools_and_loop(make_legion, scrip
     _, first = script.calls["loc"][0]
     assert first.tools[0].description == "Current UTC time" and first.tools[0].side_effects is False
     assert r.text == "Noon." and len(plugin.calls) == 1
+
+
+class Wrapper:
+    def __init__(self):
+        self.wrapped = 0
+
+    @hookimpl(wrapper=True)
+    def legion_before_chat(self, request, context):
+        self.wrapped += 1
+        result = yield
+        return result
+
+
+async def test_guard_wrappers_fall_back_to_pluggys_call_loop(make_legion, script):
+    log, w = [], Wrapper()
+    lg = await make_legion(plugins=(Tagger("a", log), w))
+    await lg.pipeline.chat(text_request(Q))
+    _, seen = script.calls["loc"][0]
+    assert w.wrapped == 1 and seen.metadata["tags"] == ["a"]

@@ -305,7 +305,7 @@ def test_unsafe_bind_is_refused_with_both_ways_out():
 
 # ------------------------------------------------------------------ operations
 def test_metrics_count_requests_tokens_cache_and_failovers(serve_legion):
-    from conftest import gw_provider
+    from tests.server.conftest import gw_provider
 
     st = serve_legion({"down": gw_provider(tier="local", model="m1", priority=10),
                        "up": gw_provider(tier="local", model="m2")})

@@ -171,3 +171,21 @@ def test_duplicate_keys_warn_and_the_last_wins(home, write, capfd):
 def test_a_byte_order_mark_is_tolerated(home):
     (home / "settings" / "10.json").write_bytes(b'\xef\xbb\xbf{"llm": {"tool_loop_limit": 6}}')
     assert load_settings(home).settings.llm.tool_loop_limit == 6
+
+
+def test_a_misspelt_provider_option_is_flagged(home, write, capfd):
+    import json as _json
+
+    from legion_core import log
+
+    f = write("10.json", {"llm": {"providers": {"openai": {"defualt_model": "gpt-4o", "region": "eu"}}}})
+    log.configure("warning", "json")
+    try:
+        loaded = load_settings(home)
+    finally:
+        log.configure()
+    assert loaded.settings.llm.providers["openai"].extra_options() == {"defualt_model": "gpt-4o",
+                                                                       "region": "eu"}
+    events = [_json.loads(ln) for ln in capfd.readouterr().err.splitlines() if ln.startswith("{")]
+    assert [(e["key"], e["did_you_mean"], e["file"]) for e in events] == \
+        [("llm.providers.openai.defualt_model", "default_model", f"{f}:5")]
