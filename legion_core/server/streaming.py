@@ -56,6 +56,11 @@ class SSEResponse(Response):
         out = self.outcome
         head = enc.start()
         for c in self._first:  # chunks already pulled before the response started
+            out.chunks += 1
+            if isinstance(c, DoneChunk):
+                out.done = c
+            elif isinstance(c, ErrorChunk):
+                out.error = c
             b = enc.encode(c)
             if b:
                 head += b
