@@ -376,9 +376,34 @@ def load_settings(home: Path | str, *, override: Settings | dict[str, Any] | Non
     for name, model in schemas.items():
         sec = raw.get(name, {})
         sections[name] = _validate(model, sec, prov, env_strings, base=(name,))
+    _warn_option_typos(settings, prov)
     provenance = _complete(settings, raw, prov)
     return LoadedSettings(settings=settings, provenance=provenance, files=files, raw=raw,
                           sections=sections)
+
+
+#: Provider options people write meaning a kernel key.
+_OPTION_ALIASES = {"model": "default_model", "url": "base_url", "endpoint": "base_url",
+                   "key": "api_key", "apikey": "api_key", "api-key": "api_key"}
+
+
+def _warn_option_typos(settings: Settings, prov: _Provenance) -> None:
+    """Provider maps accept any option (`region`...), so a misspelt known key would pass
+    silently; warn when an option is a near miss of one."""
+    from legion_core.settings.models import ProviderSettings
+
+    known = [k for k in ProviderSettings.model_fields if len(k) > 3]
+    for name, ps in settings.llm.providers.items():
+        for opt in ps.extra_options():
+            close = ([_OPTION_ALIASES[opt]] if opt in _OPTION_ALIASES else
+                     difflib.get_close_matches(opt, known, n=1, cutoff=0.8))
+            if close:
+                parts = ("llm", "providers", name, opt)
+                source = prov.source_for(parts)
+                line = _line_in(source, parts)
+                log.warning("provider option looks like a misspelt setting; passed to the provider "
+                            "as is", key=path_str(parts), did_you_mean=close[0],
+                            file=f"{source}:{line}" if line else source)
 
 
 def _merge_layers(raw: dict[str, Any], layers: list[tuple[str, dict[str, Any]]],

@@ -178,7 +178,8 @@ def test_a_misspelt_provider_option_is_flagged(home, write, capfd):
 
     from legion_core import log
 
-    f = write("10.json", {"llm": {"providers": {"openai": {"defualt_model": "gpt-4o", "region": "eu"}}}})
+    f = write("10.json", {"llm": {"providers": {"openai": {"defualt_model": "gpt-4o", "region": "eu"},
+                                                "ollama": {"url": "http://127.0.0.1:11434"}}}})
     log.configure("warning", "json")
     try:
         loaded = load_settings(home)
@@ -188,4 +189,5 @@ def test_a_misspelt_provider_option_is_flagged(home, write, capfd):
                                                                        "region": "eu"}
     events = [_json.loads(ln) for ln in capfd.readouterr().err.splitlines() if ln.startswith("{")]
     assert [(e["key"], e["did_you_mean"], e["file"]) for e in events] == \
-        [("llm.providers.openai.defualt_model", "default_model", f"{f}:5")]
+        [("llm.providers.openai.defualt_model", "default_model", f"{f}:5"),
+         ("llm.providers.ollama.url", "base_url", f"{f}:9")]
