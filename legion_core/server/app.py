@@ -46,11 +46,13 @@ from legion_core.server.errors import (
 )
 from legion_core.server.metrics import Metrics
 from legion_core.server.streaming import SSEResponse, StreamOutcome
-from legion_core.types import TIERS, ChatRequest, EmbedRequest, RouteChunk
+from legion_core.types import TIERS, ChatRequest, EmbedRequest, Message, RouteChunk
 
 log = get_logger("legion.gateway")
 
 AUTO = frozenset({"legion/auto", "auto"})
+#: Endpoints whose rejected requests get an audit row (the ones that would reach a model).
+AUDITED = frozenset({"chat_completions", "embeddings", "messages", "chat", "inference"})
 _RID_OK = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 JSON_CT = (b"content-type", b"application/json")
 #: The auth result when auth is off and nothing is passed through.
@@ -246,7 +248,26 @@ class Gateway:
             headers.append((b"www-authenticate", b'Bearer realm="legion"'))
         self.metrics.observe_error(call.dialect, call.endpoint, info.status, info.kind,
                                    call.elapsed_ms() / 1000.0)
+        if isinstance(exc, GatewayError) and call.endpoint in AUDITED:
+            self.audit_rejection(call, info)
         return JSONBytes(body, info.status, headers)
+
+    def audit_rejection(self, call: Call, info: Any) -> None:
+        """Requests the gateway refused before the pipeline saw them (bad input, auth, size)
+        still get their audit row; the pipeline audits everything that reached it."""
+        audit = getattr(getattr(self.legion, "pipeline", None), "audit", None)
+        if audit is None:
+            return
+        try:
+            from legion_core.pipeline.audit import build_row
+
+            req = ChatRequest(messages=[Message(role="user", content="")], request_id=call.rid)
+            audit.record(build_row(
+                request=req, response=None, decision=None, attempts=[], latency_ms=call.elapsed_ms(),
+                status="error", error=f"{info.kind}: {info.message}", dialect=call.dialect,
+                stream=False, caller=call.auth.key_id if call.auth else None))
+        except Exception as e:  # noqa: BLE001 - auditing must never fail the response
+            log.warning("could not audit a rejected request", request_id=call.rid, error=repr(e))
 
 
 # ---------------------------------------------------------------------- helpers

@@ -415,3 +415,14 @@ def test_serve_runs_until_interrupted(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_requests_rejected_by_the_gateway_are_audited(gateway):
+    lg = gateway.server.config.app.state.gateway.legion
+    httpx.post(gateway.url + CHAT, content=b"{broken", headers={"x-request-id": "rej-1"})
+    httpx.post(gateway.url + "/v1/messages", json={**msg(), "model": "nope", "max_tokens": 5},
+               headers={"x-request-id": "rej-2"})
+    rows = {r["request_id"]: r for r in lg.pipeline.audit.recent(limit=50)}
+    assert rows["rej-1"]["status"] == "error" and "malformed JSON" in rows["rej-1"]["error"]
+    assert rows["rej-1"]["dialect"] == "openai"
+    assert rows["rej-2"]["dialect"] == "anthropic" and "not_found" in rows["rej-2"]["error"]
