@@ -372,30 +372,7 @@ class StreamEncoder:
         return None
 
 
-def estimate_tokens(body: CountTokensRequest) -> int:
-    """A provider-independent estimate (~4 characters a token, plus per-message framing)."""
-    chars = len(system_text(body.system) or "")
-    n = 0
-    for m in body.messages:
-        n += 4
-        if isinstance(m.content, str):
-            chars += len(m.content)
-            continue
-        for b in m.content:
-            if isinstance(b, TextIn):
-                chars += len(b.text)
-            elif isinstance(b, ThinkingIn):
-                chars += len(b.thinking)
-            elif isinstance(b, ToolUseIn):
-                chars += len(b.name) + len(orjson.dumps(b.input))
-            elif isinstance(b, ToolResultIn):
-                if isinstance(b.content, str):
-                    chars += len(b.content)
-                elif b.content:
-                    chars += sum(len(p.text) for p in b.content if isinstance(p, TextIn))
-                    n += 1000 * sum(1 for p in b.content if isinstance(p, ImageIn))
-            elif isinstance(b, ImageIn):
-                n += 1000
-    for t in body.tools or ():
-        chars += len(t.name) + len(t.description or "") + len(orjson.dumps(t.input_schema))
-    return n + (chars + 3) // 4
+def model_json(mid: str, owned_by: str) -> dict[str, Any]:
+    """A model in the shape of Anthropic's `GET /v1/models`."""
+    return {"type": "model", "id": mid, "display_name": f"{mid} ({owned_by})",
+            "created_at": "1970-01-01T00:00:00Z"}

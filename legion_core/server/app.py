@@ -381,22 +381,36 @@ def _catalog(gw: Gateway) -> list[tuple[str, str]]:
     return list(seen.items())
 
 
+def _anthropic_client(call: Call) -> bool:
+    """Anthropic SDKs send `anthropic-version`: answer /v1/models in their shape and errors."""
+    if "anthropic-version" in call.h:
+        call.dialect = "anthropic"
+        return True
+    return False
+
+
 async def openai_models(gw: Gateway, request: Request, raw: bytes, call: Call) -> Response:
-    data = [oa.model_json(mid, owner) for mid, owner in _catalog(gw)]
-    return JSONBytes(orjson.dumps({"object": "list", "data": data}), 200,
-                     [(b"x-request-id", call.rid.encode())])
+    cat = _catalog(gw)
+    if _anthropic_client(call):
+        data = [an.model_json(mid, owner) for mid, owner in cat]
+        payload: dict[str, Any] = {"data": data, "has_more": False,
+                                   "first_id": data[0]["id"] if data else None,
+                                   "last_id": data[-1]["id"] if data else None}
+    else:
+        payload = {"object": "list", "data": [oa.model_json(mid, owner) for mid, owner in cat]}
+    return JSONBytes(orjson.dumps(payload), 200, [(b"x-request-id", call.rid.encode())])
 
 
 async def openai_model(gw: Gateway, request: Request, raw: bytes, call: Call) -> Response:
     mid = request.path_params["model_id"]
+    shape = an.model_json if _anthropic_client(call) else oa.model_json
     if mid in AUTO or mid in gw.aliases:
-        return JSONBytes(orjson.dumps(oa.model_json(mid, "legion")))
+        return JSONBytes(orjson.dumps(shape(mid, "legion")))
     found = gw.legion.registry.find_model(mid)
     if not found:
         raise not_found(f"model {mid!r} is not served by any configured provider; GET /v1/models lists "
                         "the models", code="model_not_found")
-    return JSONBytes(orjson.dumps(oa.model_json(mid, found[0][0])), 200,
-                     [(b"x-request-id", call.rid.encode())])
+    return JSONBytes(orjson.dumps(shape(mid, found[0][0])), 200, [(b"x-request-id", call.rid.encode())])
 
 
 # ---------------------------------------------------------------------- Anthropic dialect

@@ -124,3 +124,11 @@ def test_stream_broken_mid_way_raises_in_the_sdk(client):
             for t in s.text_stream:
                 got += t
     assert got == "partial answer "
+
+
+def test_models_list_in_anthropic_shape(client):
+    ids = [m.id for m in client.models.list()]
+    assert ids[0] == "legion/auto" and "gw-model" in ids
+    assert client.models.retrieve("gw-model").type == "model"
+    with pytest.raises(anthropic.NotFoundError):
+        client.models.retrieve("nope")
