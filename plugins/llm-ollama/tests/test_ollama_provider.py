@@ -364,3 +364,37 @@ def test_bad_settings_name_their_key(key: str, value: Any) -> None:
 
     with pytest.raises(SettingsError, match=rf"llm\.providers\.ollama\.{key}"):
         OllamaProvider("ollama", ProviderSettings(**{key: value}))
+
+
+async def test_abandoned_stream_gives_its_connection_back(fake: FakeOllama) -> None:
+    p = OllamaProvider("ollama", ProviderSettings(base_url=fake.url, max_connections=1))
+    try:
+        # aiohttp's finalizer would quietly free a leaked response; in debug mode it reports it.
+        # The answer is long, so the body is still arriving when the consumer walks away.
+        fake.reply_text = " ".join(f"w{i}" for i in range(40_000))
+        import gc
+        import warnings
+
+        loop = asyncio.get_running_loop()
+        reports: list[str] = []
+        old_handler = loop.get_exception_handler()
+        loop.set_debug(True)
+        loop.set_exception_handler(lambda _loop, ctx: reports.append(str(ctx.get("message"))))
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ResourceWarning)
+                for _ in range(3):
+                    stream = p.stream(text_request("hi"), MODEL)
+                    assert isinstance(await stream.__anext__(), TextDelta)
+                    await stream.aclose()
+                    del stream
+                gc.collect()
+        finally:
+            loop.set_debug(False)
+            loop.set_exception_handler(old_handler)
+        assert "Unclosed response" not in reports
+        fake.reply_text = "done"
+        resp = await asyncio.wait_for(p.chat(text_request("hi"), MODEL), 5)
+        assert resp.text == "done"
+    finally:
+        await p.aclose()
