@@ -106,9 +106,24 @@ async def _serve(legion: Any, host: str | None, port: int | None, allow_unauthen
         check_bind(host, api.auth.enabled, allow_unauthenticated)
         app = create_app(legion, manage_lifecycle=False)
         config = uvicorn.Config(app, host=host, port=port, log_level=log_level, **uvicorn_options())
-        await uvicorn.Server(config).serve()
+        server = uvicorn.Server(config)
+        task = asyncio.ensure_future(server.serve())
+        while not server.started and not task.done():
+            await asyncio.sleep(0.02)
+        if server.started:
+            _announce(host, port, api.auth.enabled, len(legion.registry.names()))
+        await task
     finally:
         await legion.shutdown()
+
+
+def _announce(host: str, port: int, auth: bool, providers: int) -> None:
+    import sys
+
+    base = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+    print(f"Legion gateway on {base}  (OpenAI SDKs: {base}/v1, Anthropic SDKs: {base}; "
+          f"auth {'on' if auth else 'off'}; {providers} provider(s); Ctrl-C stops)", file=sys.stderr,
+          flush=True)
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -411,7 +411,9 @@ def test_serve_runs_until_interrupted(tmp_path):
         assert httpx.get(f"http://127.0.0.1:{port}/ready").status_code == 200
         proc.send_signal(signal.SIGINT)
         assert proc.wait(15) == 0
-        assert "Traceback" not in proc.stderr.read().decode()
+        err = proc.stderr.read().decode()
+        assert "Traceback" not in err
+        assert f"Legion gateway on http://127.0.0.1:{port}" in err and "auth off" in err
     finally:
         if proc.poll() is None:
             proc.kill()
