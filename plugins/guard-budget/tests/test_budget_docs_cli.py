@@ -75,3 +75,26 @@ def test_budget_command_is_registered_on_the_legion_cli():
     group = click.Group()
     BudgetPlugin().legion_register_commands(group)
     assert "budget" in group.commands
+
+
+def test_legion_budget_through_the_installed_cli(tmp_path):
+    """The real `legion` CLI finds the command through the plugin's entry point."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path as P
+
+    exe = P(sys.executable).with_name("legion")
+    exe = str(exe) if exe.exists() else shutil.which("legion")
+    if not exe:
+        pytest.skip("the legion CLI is not installed in this environment")
+    home = tmp_path / "home"
+    (home / "settings").mkdir(parents=True)
+    (home / "settings" / "budget.json").write_text('{"budget": {"daily_usd": 5}}')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEGION_")}
+    env["LEGION_HOME"] = str(home)
+    r = subprocess.run([exe, "budget", "--json"], capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    [daily] = json.loads(r.stdout)
+    assert daily["limit"] == "daily" and daily["limit_usd"] == 5 and daily["spent_usd"] == 0
