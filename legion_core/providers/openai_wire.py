@@ -265,6 +265,7 @@ class StreamAssembler:
         self.started = False
         self.tool_calls = False
         self._text: list[str] = []
+        self._tool_indices: set[int] = set()
 
     def feed(self, event: dict[str, Any]) -> list[StreamChunk]:
         if "error" in event and not event.get("choices"):
@@ -288,8 +289,12 @@ class StreamAssembler:
                 out.append(TextDelta(text=text))
             for tc in delta.get("tool_calls") or []:
                 fn = tc.get("function") or {}
+                index = int(tc.get("index", 0))
+                first = index not in self._tool_indices  # some servers repeat id/name on every delta
+                self._tool_indices.add(index)
                 self.tool_calls = True
-                out.append(ToolCallDelta(index=int(tc.get("index", 0)), id=tc.get("id"), name=fn.get("name"),
+                out.append(ToolCallDelta(index=index, id=tc.get("id") if first else None,
+                                         name=fn.get("name") if first else None,
                                          arguments_delta=fn.get("arguments") or ""))
             if choice.get("finish_reason"):
                 self.finish_reason = choice["finish_reason"]

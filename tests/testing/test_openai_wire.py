@@ -195,3 +195,12 @@ async def test_iter_sse_crlf_and_frames_split_anywhere() -> None:
     assert [e async for e in iter_sse(resp)] == [{"a": 1}, {"b": 2}, None]
     tail = httpx.Response(200, content=b'data: {"c": 3}')  # no final newline
     assert [e async for e in iter_sse(tail)] == [{"c": 3}]
+
+
+def test_repeated_tool_call_id_and_name_are_sent_once() -> None:
+    asm = StreamAssembler("p")
+    got = []
+    for piece in ('{"a"', ': 1}'):
+        got += asm.feed({"choices": [{"index": 0, "delta": {"tool_calls": [
+            {"index": 0, "id": "c1", "type": "function", "function": {"name": "f", "arguments": piece}}]}}]})
+    assert [(d.id, d.name, d.arguments_delta) for d in got] == [("c1", "f", '{"a"'), (None, None, ": 1}")]
