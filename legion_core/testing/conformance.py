@@ -369,7 +369,7 @@ class ProviderConformance:
             messages=[
                 user("What's the weather in Paris?"),
                 Message(role="assistant", content=first.content),
-                Message(role=result_role,  # type: ignore[arg-type] - parametrized: "user" or "tool"
+                Message(role="user" if result_role == "user" else "tool",
                         content=[ToolResultBlock(tool_use_id=call.id, content="18C and sunny")]),
             ],
             tools=[WEATHER_TOOL], max_tokens=self.max_tokens,
