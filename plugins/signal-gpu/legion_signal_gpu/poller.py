@@ -46,6 +46,8 @@ class Reading:
     load: float | None
     detail: str
     at: float
+    #: Built once per poll, so the routing hook allocates nothing.
+    signal: ProviderSignal | None = None
 
 
 def penalty_for(load: float, s: GpuSettings) -> tuple[float, bool]:
@@ -158,7 +160,7 @@ class GpuPoller:
         now = self.clock()
         for t, r in zip(self.targets, results, strict=True):
             if r is not None:
-                self.readings[t.provider] = Reading(r[0], r[1], now)
+                self.readings[t.provider] = Reading(r[0], r[1], now, self._signal(r[0], r[1]))
 
     async def _poll(self, t: Target, gpus: list[GpuStats]) -> tuple[float | None, str] | None:
         loads: list[float] = []
@@ -207,13 +209,17 @@ class GpuPoller:
         return [g for g in gpus if g.index in t.cfg.gpu_indices]
 
     # ------------------------------------------------------------------ the hook's read
+    def _signal(self, load: float | None, detail: str) -> ProviderSignal:
+        if load is None:
+            return ProviderSignal("gpu", penalty=0.0, healthy=True, detail=detail)
+        pen, healthy = penalty_for(load, self.settings)
+        return ProviderSignal("gpu", penalty=pen, healthy=healthy, detail=f"{detail}; load={load:.2f}")
+
     def signal_for(self, provider: str) -> ProviderSignal | None:
+        """The last reading's signal, or None (no reading, or older than the staleness limit)."""
         r = self.readings.get(provider)
         if r is None:
             return None
         if self.clock() - r.at > self.settings.stale_after_intervals * self.settings.interval_seconds:
             return None
-        if r.load is None:
-            return ProviderSignal("gpu", penalty=0.0, healthy=True, detail=r.detail)
-        pen, healthy = penalty_for(r.load, self.settings)
-        return ProviderSignal("gpu", penalty=pen, healthy=healthy, detail=f"{r.detail}; load={r.load:.2f}")
+        return r.signal
