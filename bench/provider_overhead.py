@@ -131,7 +131,7 @@ def targets() -> tuple[list[Target], list[str]]:
                             "options": {"num_predict": MAX_TOKENS}})))
     bedrock_model = "us.anthropic.claude-sonnet-4-6-v1"
     add("bedrock", "legion_llm_bedrock", "BedrockProvider",
-        lambda c, url: c("bedrock", ProviderSettings(base_url=url, **{"bearer_token": "bench-token"})),
+        lambda c, url: c("bedrock", ProviderSettings.model_validate({"base_url": url, "bearer_token": "bench-token"})),
         bedrock_model,
         lambda url: (f"{url}/model/{bedrock_model}/converse",
                      {"Authorization": "Bearer bench-token", "Content-Type": "application/json"},
