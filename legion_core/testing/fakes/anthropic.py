@@ -25,6 +25,7 @@ Behaviour (the conformance fake protocol, `legion_core.testing.fault_kinds`): it
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections import deque
@@ -152,6 +153,8 @@ class FakeAnthropic(FakeServer):
         self.chat_bodies: deque[dict[str, Any]] = deque(maxlen=64)
         #: Emit a `ping` frame after `message_start` (as the real API does).
         self.ping = True
+        #: Send every SSE frame in two TCP writes, cut mid-frame (clients must reassemble).
+        self.split_writes = False
         self._stream_error: tuple[str, str] | None = None
 
     # ------------------------------------------------------------------ faults
@@ -499,7 +502,7 @@ class FakeAnthropic(FakeServer):
             if drop_after is not None and (kind == "end" or (kind == "delta" and deltas_sent >= drop_after)):
                 await self._drop(request)
                 return resp
-            await resp.write(data)
+            await self._write(resp, data)
             if kind == "delta":
                 deltas_sent += 1
                 if self._stream_error is not None:
@@ -510,6 +513,17 @@ class FakeAnthropic(FakeServer):
                     return resp
         await resp.write_eof()
         return resp
+
+    async def _write(self, resp: web.StreamResponse, data: bytes) -> None:
+        if not self.split_writes:
+            await resp.write(data)
+            return
+        # Cut inside a multi-byte UTF-8 character when there is one (the nastiest place for a
+        # decoder), else in the middle; the pause lets the halves leave as separate TCP segments.
+        cut = next((k + 1 for k in range(len(data) - 1) if data[k] >= 0xC0), len(data) // 2)
+        await resp.write(data[:cut])
+        await asyncio.sleep(0.005)
+        await resp.write(data[cut:])
 
     async def _messages_fixed(self, request: web.Request) -> web.StreamResponse:
         """Benchmark mode: read the body, answer with pre-encoded bytes, count the call."""

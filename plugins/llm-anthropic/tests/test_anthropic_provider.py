@@ -522,3 +522,15 @@ async def test_abandoned_stream_gives_its_connection_back(fake: FakeAnthropic) -
         assert resp.text == "done"
     finally:
         await p.aclose()
+
+
+async def test_stream_reassembles_frames_split_across_tcp_writes(provider: AnthropicProvider,
+                                                                 fake: FakeAnthropic) -> None:
+    fake.split_writes = True
+    fake.reply_text = "Mittwoch – café ☕ kommt danach."
+    res = await collect_stream(provider.stream(text_request("hi", thinking=True, tools=[WEATHER_TOOL]), MODEL))
+    assert res.error is None
+    assert res.thinking == fake.thinking_text
+    assert [(c.name, c.arguments) for c in res.tool_calls] == [("get_weather", fake.tool_arguments)]
+    res = await collect_stream(provider.stream(text_request("hi"), MODEL))
+    assert res.error is None and res.text == fake.reply_text
