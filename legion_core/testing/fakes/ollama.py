@@ -62,6 +62,8 @@ class FakeModel:
     parameter_size: str = "3.2B"
     quantization_level: str = "Q4_K_M"
     embedding_length: int = 8
+    #: `num_ctx` set in the Modelfile (reported in `/api/show`'s `parameters`), if any.
+    num_ctx: int | None = None
 
     @property
     def digest(self) -> str:
@@ -255,11 +257,12 @@ class FakeOllama(FakeServer):
             return bad
         assert m is not None
         arch = m.family.replace("-", "")
+        params = 'stop "<|eot_id|>"' + (f"\nnum_ctx {m.num_ctx}" if m.num_ctx else "")
         info = {"general.architecture": arch, "general.parameter_count": 3_212_749_888,
                 f"{arch}.context_length": m.context_length, f"{arch}.embedding_length": 3072,
                 f"{arch}.block_count": 28}
         return web.json_response({
-            "license": "LICENSE", "modelfile": f"FROM {m.name}", "parameters": "stop \"<|eot_id|>\"",
+            "license": "LICENSE", "modelfile": f"FROM {m.name}", "parameters": params,
             "template": "{{ .Prompt }}", "details": m.details(), "model_info": info,
             "capabilities": list(m.capabilities), "modified_at": "2025-10-01T12:00:00.000000000Z"})
 

@@ -30,6 +30,21 @@ def context_length(model_info: dict[str, Any]) -> int | None:
     return None
 
 
+def modelfile_num_ctx(parameters: Any) -> int | None:
+    """`num_ctx` from `/api/show`'s `parameters` text (one "name value" per line), if the
+    Modelfile sets it."""
+    if not isinstance(parameters, str):
+        return None
+    for line in parameters.splitlines():
+        name, _, value = line.strip().partition(" ")
+        if name == "num_ctx":
+            try:
+                return int(value.strip().strip('"'))
+            except ValueError:
+                return None
+    return None
+
+
 def capabilities(raw: list[str] | None) -> set[str]:
     caps: set[str] = set()
     for c in raw or ["completion"]:
@@ -86,6 +101,8 @@ class ModelDiscovery:
             loaded = None
         pulled = tags.get("models") or []
         sem = asyncio.Semaphore(p.show_concurrency)
+        opts = p.option("options") or {}
+        configured_ctx = opts.get("num_ctx") if isinstance(opts.get("num_ctx"), int) else None
 
         async def show(entry: dict[str, Any]) -> dict[str, Any]:
             digest = entry.get("digest") or entry.get("name", "")
@@ -108,7 +125,11 @@ class ModelDiscovery:
             if loaded is not None:
                 fields["loaded"] = name in loaded
             if isinstance(info, dict):
-                ctx = context_length(info.get("model_info") or {})
+                # Ollama truncates prompts beyond num_ctx *silently*: the usable window is the
+                # configured num_ctx (provider options, else the Modelfile) when one is known.
+                trained = context_length(info.get("model_info") or {})
+                num_ctx = configured_ctx or modelfile_num_ctx(info.get("parameters"))
+                ctx = min(trained, num_ctx) if trained and num_ctx else (trained or num_ctx)
                 if ctx:
                     fields["context_window"] = ctx
                 caps = capabilities(info.get("capabilities"))

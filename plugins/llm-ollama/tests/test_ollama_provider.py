@@ -398,3 +398,20 @@ async def test_abandoned_stream_gives_its_connection_back(fake: FakeOllama) -> N
         assert resp.text == "done"
     finally:
         await p.aclose()
+
+
+async def test_context_window_is_the_configured_num_ctx(fake: FakeOllama) -> None:
+    fake.models["mistral:7b"] = FakeModel("mistral:7b", 4_100_000_000, "llama", 32_768, ["completion"],
+                                          num_ctx=16_384)
+    p = OllamaProvider("ollama", ProviderSettings(base_url=fake.url))
+    q = OllamaProvider("ollama8k", ProviderSettings(base_url=fake.url, options={"num_ctx": 8192}))
+    try:
+        plain = {m.id: m.context_window for m in await p.discover()}
+        assert plain["llama3.2:3b"] == 131_072, "no num_ctx known: the trained length"
+        assert plain["mistral:7b"] == 16_384, "the Modelfile's num_ctx"
+        capped = {m.id: m.context_window for m in await q.discover()}
+        assert capped["llama3.2:3b"] == 8192 and capped["mistral:7b"] == 8192, "options.num_ctx wins"
+        assert capped["nomic-embed-text:latest"] == 2048, "never above the trained length"
+    finally:
+        await p.aclose()
+        await q.aclose()
