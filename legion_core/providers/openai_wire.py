@@ -314,6 +314,20 @@ class StreamAssembler:
         return [UsageChunk(usage=usage), DoneChunk(stop_reason=stop)]
 
 
+def chunks_from_response(resp: ChatResponse) -> list[StreamChunk]:
+    """A whole answer as the typed chunks a stream would have carried."""
+    out: list[StreamChunk] = []
+    for block in resp.content:
+        if isinstance(block, ThinkingBlock):
+            out.append(ThinkingDelta(thinking=block.thinking))
+        elif isinstance(block, TextBlock):
+            out.append(TextDelta(text=block.text))
+    calls = [b for b in resp.content if isinstance(b, ToolUseBlock)]
+    for i, b in enumerate(calls):
+        out.append(ToolCallDelta(index=i, id=b.id, name=b.name, arguments_delta=orjson.dumps(b.input).decode()))
+    return [*out, UsageChunk(usage=resp.usage), DoneChunk(stop_reason=resp.stop_reason)]
+
+
 async def iter_sse(response: httpx.Response) -> AsyncIterator[dict[str, Any] | None]:
     """Server-sent events -> decoded `data` payloads; `None` for `[DONE]`.
 
@@ -626,6 +640,12 @@ class OpenAIWireProvider(Provider):
                 if resp.status_code >= 400:
                     await resp.aread()
                     raise error_from_response(resp, self.name)
+                if resp.headers.get("content-type", "").startswith("application/json"):
+                    # a server that ignored `stream: true` and answered whole: replay it as chunks
+                    await resp.aread()
+                    for chunk in chunks_from_response(self._parse_whole(resp, request, model)):
+                        yield chunk
+                    return
                 async for event in iter_sse(resp):
                     if event is None:
                         break
@@ -647,6 +667,13 @@ class OpenAIWireProvider(Provider):
                 raise StreamInterrupted(f"{self.name}: stream broke after it started ({type(e).__name__})",
                                         provider=self.name) from None
             raise transport_error(e, self.name) from None
+
+    def _parse_whole(self, resp: httpx.Response, request: ChatRequest, model: str) -> ChatResponse:
+        try:
+            data = orjson.loads(resp.content)
+        except orjson.JSONDecodeError:
+            raise ProviderUnavailable(f"{self.name}: upstream sent invalid JSON", provider=self.name) from None
+        return parse_completion(data, provider=self.name, tier=self.tier, model=model, request=request)
 
     async def embed(self, texts: list[str], model: str) -> EmbedResponse:
         """Option `embed_batch_size` splits the inputs into several calls (some servers, such as

@@ -126,3 +126,28 @@ async def test_embed_batch_size_splits_calls(make: Any, fake: FakeOpenAI) -> Non
 def test_missing_base_url_is_a_clear_error() -> None:
     with pytest.raises(Exception, match="base_url"):
         OpenAIWireProvider("bare", ProviderSettings())
+
+
+async def test_a_gateway_that_ignores_stream_true_is_replayed_as_chunks(legion_fake_factory: Any) -> None:
+    from aiohttp import web
+
+    from legion_core.testing.conformance import collect_stream
+
+    class WholeAnswers(FakeOpenAI):  # answers JSON even when asked to stream
+        async def _chat(self, request: web.Request) -> web.StreamResponse:
+            body = await request.json()
+            self.chat_bodies.append(body)
+            return web.json_response(self._completion(body))
+
+    fake = legion_fake_factory(WholeAnswers, api_key=None, models=MODELS)
+    p = VLLMProvider("gw", ProviderSettings(base_url=fake.url + "/v1"))
+    try:
+        res = await collect_stream(p.stream(req(), MODELS[0]))
+        assert res.error is None and res.text == fake.reply_text and res.usage.input_tokens == fake.usage[0]
+        assert [c.type for c in res.chunks][-2:] == ["usage", "done"]
+        tools = ChatRequest(messages=[Message(role="user", content="weather?")],
+                            tools=[{"name": "get_weather"}])
+        res = await collect_stream(p.stream(tools, MODELS[0]))
+        assert res.tool_calls[0].arguments == fake.tool_arguments and res.done.stop_reason == "tool_use"
+    finally:
+        await p.aclose()
