@@ -356,7 +356,10 @@ def load_settings(home: Path | str, *, override: Settings | dict[str, Any] | Non
         layers += _plugin_defaults(plugins)
         schemas = _plugin_schemas(plugins)
     files = settings_files(Path(home))
-    layers += [(str(p), _read_file(p)) for p in files]
+    for p in files:
+        doc = _read_file(p)
+        _check_file_exposure(p, doc)
+        layers.append((str(p), doc))
     _merge_layers(raw, layers, prov)
     env_layers, env_strings = _env_layer(environ, raw)
     layers = env_layers
@@ -411,6 +414,39 @@ def _merge_layers(raw: dict[str, Any], layers: list[tuple[str, dict[str, Any]]],
     for source, doc in layers:
         prov.rank[source] = len(prov.rank) + 1
         _merge(raw, _normalize(doc), source, prov)
+
+
+def _literal_secret_keys(doc: dict[str, Any]) -> list[str]:
+    from legion_core.secrets import URL_SCHEMES, parse_ref
+
+    found = []
+    for parts, value in leaves(doc):
+        if not _is_secret_path(parts):
+            continue
+        for v in value if isinstance(value, list) else [value]:
+            ref = parse_ref(v) if isinstance(v, str) else None
+            if isinstance(v, str) and v and (ref is None or ref[0] in URL_SCHEMES):
+                found.append(path_str(parts))
+                break
+    return found
+
+
+def _check_file_exposure(path: Path, doc: dict[str, Any]) -> None:
+    """Like ssh with a private key: a literal secret in a file other users can read is worth
+    a warning (naming the keys, never the values)."""
+    if os.name != "posix":
+        return
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if not mode & 0o077:
+        return
+    keys = _literal_secret_keys(doc)
+    if keys:
+        log.warning("settings file holds a literal secret and other users can read it; "
+                    "chmod 600 it or use a reference (env://, vault://)", file=str(path),
+                    mode=oct(mode & 0o777), key=", ".join(keys))
 
 
 def _remember_literal_secrets(raw: dict[str, Any]) -> None:

@@ -32,3 +32,26 @@ def write(home):
         return p
 
     return _write
+
+
+class _CurrentStderr:
+    """Writes to whatever `sys.stderr` is at the time (pytest swaps it per test), so logging
+    configured by one test never points at another test's closed capture file."""
+
+    def write(self, text: str) -> int:
+        import sys
+
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        import sys
+
+        sys.stderr.flush()
+
+
+@pytest.fixture(autouse=True)
+def _logging_follows_stderr():
+    yield
+    from legion_core import log
+
+    log.configure(stream=_CurrentStderr())

@@ -191,3 +191,26 @@ def test_a_misspelt_provider_option_is_flagged(home, write, capfd):
     assert [(e["key"], e["did_you_mean"], e["file"]) for e in events] == \
         [("llm.providers.openai.defualt_model", "default_model", f"{f}:5"),
          ("llm.providers.ollama.url", "base_url", f"{f}:9")]
+
+
+def test_a_readable_file_with_a_literal_secret_is_flagged(home, write, capfd):
+    import json as _json
+    import os
+
+    from legion_core import log
+
+    f = write("10.json", {"llm": {"providers": {"a": {"api_key": "sk-literal-0000"},
+                                                "b": {"api_key": "env://B_KEY"}}}})
+    g = write("20.json", {"llm": {"providers": {"c": {"api_key": "sk-literal-1111"}}}})
+    os.chmod(f, 0o644)
+    os.chmod(g, 0o600)
+    log.configure("warning", "json")
+    try:
+        load_settings(home)
+    finally:
+        log.configure()
+    err = capfd.readouterr().err
+    events = [_json.loads(ln) for ln in err.splitlines() if ln.startswith("{")]
+    assert [(e["file"], e["key"], e["mode"]) for e in events] == \
+        [(str(f), "llm.providers.a.api_key", "0o644")]
+    assert "0000" not in err and "1111" not in err
