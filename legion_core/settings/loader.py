@@ -431,6 +431,9 @@ def _literal_secret_keys(doc: dict[str, Any]) -> list[str]:
     return found
 
 
+_EXPOSURE_WARNED: set[tuple[str, int]] = set()
+
+
 def _check_file_exposure(path: Path, doc: dict[str, Any]) -> None:
     """Like ssh with a private key: a literal secret in a file other users can read is worth
     a warning (naming the keys, never the values)."""
@@ -440,10 +443,11 @@ def _check_file_exposure(path: Path, doc: dict[str, Any]) -> None:
         mode = path.stat().st_mode
     except OSError:
         return
-    if not mode & 0o077:
+    if not mode & 0o077 or (str(path), mode) in _EXPOSURE_WARNED:
         return
     keys = _literal_secret_keys(doc)
     if keys:
+        _EXPOSURE_WARNED.add((str(path), mode))  # once per process: boots load settings twice
         log.warning("settings file holds a literal secret and other users can read it; "
                     "chmod 600 it or use a reference (env://, vault://)", file=str(path),
                     mode=oct(mode & 0o777), key=", ".join(keys))
