@@ -52,6 +52,19 @@ SECRET_KEY_RE = re.compile(
     r"|private[_\-]?key|access[_\-]?key|authorization|auth[_\-]?header)(?:$|[_\-])", re.I)
 
 
+_WARNED: set[tuple[str, ...]] = set()
+
+
+def _warn_once(event: str, **fields: Any) -> None:
+    """A boot loads settings twice (before and after plugins) and the CLI once more: say each
+    thing about the same file and key once per process."""
+    key = (event, *(f"{k}={v}" for k, v in sorted(fields.items())))
+    if key in _WARNED:
+        return
+    _WARNED.add(key)
+    log.warning(event, **fields)
+
+
 # ------------------------------------------------------------------ result
 @dataclass
 class LoadedSettings:
@@ -214,7 +227,7 @@ def _read_file(path: Path) -> dict[str, Any]:
         raise SettingsError(f"malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}",
                             file=str(path)) from None
     for k in dict.fromkeys(duplicates):
-        log.warning("duplicate key in a settings file; the last one wins", file=str(path), key=k)
+        _warn_once("duplicate key in a settings file; the last one wins", file=str(path), key=k)
     if not isinstance(data, dict):
         raise SettingsError("a settings file must hold one JSON object", file=str(path),
                             got=_json_type(data), expected="an object, e.g. {\"llm\": {...}}")
@@ -404,7 +417,7 @@ def _warn_option_typos(settings: Settings, prov: _Provenance) -> None:
                 parts = ("llm", "providers", name, opt)
                 source = prov.source_for(parts)
                 line = _line_in(source, parts)
-                log.warning("provider option looks like a misspelt setting; passed to the provider "
+                _warn_once("provider option looks like a misspelt setting; passed to the provider "
                             "as is", key=path_str(parts), did_you_mean=close[0],
                             file=f"{source}:{line}" if line else source)
 
@@ -431,9 +444,6 @@ def _literal_secret_keys(doc: dict[str, Any]) -> list[str]:
     return found
 
 
-_EXPOSURE_WARNED: set[tuple[str, int]] = set()
-
-
 def _check_file_exposure(path: Path, doc: dict[str, Any]) -> None:
     """Like ssh with a private key: a literal secret in a file other users can read is worth
     a warning (naming the keys, never the values)."""
@@ -443,12 +453,11 @@ def _check_file_exposure(path: Path, doc: dict[str, Any]) -> None:
         mode = path.stat().st_mode
     except OSError:
         return
-    if not mode & 0o077 or (str(path), mode) in _EXPOSURE_WARNED:
+    if not mode & 0o077:
         return
     keys = _literal_secret_keys(doc)
     if keys:
-        _EXPOSURE_WARNED.add((str(path), mode))  # once per process: boots load settings twice
-        log.warning("settings file holds a literal secret and other users can read it; "
+        _warn_once("settings file holds a literal secret and other users can read it; "
                     "chmod 600 it or use a reference (env://, vault://)", file=str(path),
                     mode=oct(mode & 0o777), key=", ".join(keys))
 
