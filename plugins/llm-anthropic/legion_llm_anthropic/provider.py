@@ -1,4 +1,4 @@
-"""The Anthropic Messages API as a Legion provider (direct HTTP through the kernel's pooled client)."""
+"""The Anthropic Messages API as a Legion provider: direct HTTP over one pooled aiohttp-backed client."""
 
 from __future__ import annotations
 
