@@ -187,6 +187,13 @@ class Router:
             if fb is not None and fb not in providers and fb not in tiers and "/" not in fb and not any(
                     m.id == fb for n in providers for m in self.registry.models(n)):
                 out.append(f"{where}: fallback {fb!r} is no configured provider, tier or model")
+            sch = rule.schedule
+            if sch is not None and sch.hours is not None:
+                start, end = sch.hours
+                if not (0 <= start <= 23 and 0 <= end <= 24):
+                    out.append(f"{where}: schedule.hours {list(sch.hours)} must be within 0..24")
+                elif start == end:
+                    out.append(f"{where}: schedule.hours {list(sch.hours)} is empty: the rule never matches")
         for name, alias in self.settings.aliases.items():
             check(f"llm.routing.aliases.{name}", alias.tier, alias.provider)
         return out
@@ -448,11 +455,10 @@ class Router:
 
         # -- 1. signals and facts
         signals = self._request_signals(request)
-        complexity = signals.get("complexity")
+        complexity = _unit(signals.get("complexity"))
         if complexity is None:
             complexity = estimate_complexity(user_text(request))
-            signals["complexity"] = complexity
-        complexity = float(complexity)
+        signals["complexity"] = complexity
         tokens = estimate_tokens(request)
         caps = frozenset(request.required_capabilities())
         hard_caps = caps - SOFT_CAPS
@@ -645,6 +651,20 @@ class Router:
 
 
 # ==================================================================== helpers
+def _unit(v: Any) -> float | None:
+    """A signal value clamped to [0, 1]; None (and a log line) for something that is no number."""
+    if v is None:
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        log.warning("request signal 'complexity' is not a number; using the built-in estimate", value=repr(v)[:40])
+        return None
+    if f != f:  # NaN
+        return None
+    return min(1.0, max(0.0, f))
+
+
 def _rank_map(preferred: str) -> dict[str, int]:
     """Tier distance from the preferred tier: itself, then cheaper-first upward, then downward."""
     i = TIERS.index(preferred)

@@ -344,6 +344,25 @@ def test_a_plugin_replaces_the_builtin_complexity_signal(make_router):
     assert d.tier == "frontier"
 
 
+class OddSignals:
+    def __init__(self, value):
+        self.value = value
+
+    @hookimpl(tryfirst=True)
+    def legion_request_signals(self, request):
+        return {"complexity": self.value}
+
+
+@pytest.mark.parametrize("value, expected", [(7.5, 1.0), (-2, 0.0), ("high", None), (float("nan"), None)])
+def test_out_of_range_or_bad_complexity_signals(make_router, value, expected):
+    b = make_router(ALL_TIERS, plugins=(OddSignals(value),))
+    d = b.router.decide(text_request(SIMPLE))
+    if expected is None:  # not a number: the built-in estimate is used instead
+        assert d.complexity < 0.35 and d.tier == "local"
+    else:
+        assert d.complexity == expected
+
+
 def test_without_the_builtin_plugin_the_router_estimates_itself(make_router):
     b = make_router(ALL_TIERS, builtin_signals=False)
     assert b.router.decide(text_request(SIMPLE)).complexity < 0.35

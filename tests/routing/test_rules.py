@@ -202,7 +202,9 @@ def test_targets_that_point_at_nothing_are_reported(make_router):
     b = make_router(ALL_TIERS, routing={
         "rules": [{"name": "typo", "then": {"tier": "clod"}},
                   {"name": "gone", "then": {"provider": "azure"}, "fallback": "nowhere"},
-                  {"name": "fine", "then": {"provider": "fleet"}, "fallback": "cloud"}],
+                  {"name": "fine", "then": {"provider": "fleet"}, "fallback": "cloud"},
+                  {"name": "never", "then": {"provider": "fleet"}, "schedule": {"hours": [9, 9]}},
+                  {"name": "bad-hours", "then": {"provider": "fleet"}, "schedule": {"hours": [9, 25]}}],
         "aliases": {"fast": {"tier": "locl"}}})
     problems = b.router.config_warnings()
     assert problems == [
@@ -210,5 +212,7 @@ def test_targets_that_point_at_nothing_are_reported(make_router):
         "llm.routing.rules.1 (gone): provider 'azure' is not configured (configured: anthropic, fleet, "
         "frontier, local, openai)",
         "llm.routing.rules.1 (gone): fallback 'nowhere' is no configured provider, tier or model",
+        "llm.routing.rules.3 (never): schedule.hours [9, 9] is empty: the rule never matches",
+        "llm.routing.rules.4 (bad-hours): schedule.hours [9, 25] must be within 0..24",
         "llm.routing.aliases.fast: tier 'locl' is not one of local, fleet, openai_compat, cloud, frontier",
     ]
