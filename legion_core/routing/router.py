@@ -19,6 +19,7 @@ See docs/routing.md for the behaviour in prose.
 from __future__ import annotations
 
 import datetime as dt
+import operator
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,6 +56,7 @@ SOFT_CAPS = frozenset({"json"})
 DEFAULT_OUTPUT_TOKENS = 512
 CONTEXT_HEADROOM = 0.9
 _TIER_INDEX = {t: i for i, t in enumerate(TIERS)}
+_first = operator.itemgetter(0)
 _CLOUD_INDEX = _TIER_INDEX["cloud"]
 
 
@@ -250,7 +252,7 @@ class Router:
                 viable.append(((c.tidx, cost, c.pref, c.order), c))
             else:
                 dropped.append((c, reason))
-        viable.sort(key=lambda x: x[0])
+        viable.sort(key=_first)
         cs = self._candidate_score
         cands = [cs(c, 0.0, None, None) for _, c in viable] + [cs(c, 0.0, None, r) for c, r in dropped]
         first = viable[0][1] if viable else None
@@ -592,7 +594,7 @@ class Router:
                 viable.append((key, c, score, credited, cost / 1e6))
 
         # -- 5. order
-        viable.sort(key=lambda v: v[0])
+        viable.sort(key=_first)
         if strategy == "round_robin" and len(viable) > 1:
             viable = self._rotate(viable, commit)
         cache = self._cs_cache
