@@ -509,6 +509,8 @@ class Router:
         max_idx = tier_index(max_tier) if isinstance(max_tier, str) else None
         free_only = bool(constraints.get("free_only")) if constraints else False
         allow = constraints.get("providers") if constraints else None
+        if isinstance(allow, str):
+            allow = {allow}
         penalties, unhealthy = self._provider_signals(self._providers)
         strict = intent.privacy == "strict"
         out_tokens = request.max_tokens or DEFAULT_OUTPUT_TOKENS

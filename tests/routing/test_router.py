@@ -198,6 +198,10 @@ def test_request_constraints_from_guards(make_router):
     assert free.provider == "local" and dropped(free)["fleet/llama-70b"] == "not free (request constraint free_only)"
     nc = r.decide(text_request(COMPLEX, constraints={"never_cloud": True}))
     assert nc.tier not in ("cloud", "frontier")
+    only = r.decide(text_request(SIMPLE, constraints={"providers": "anthropic"}))
+    assert only.provider == "anthropic"
+    assert dropped(only)["local/tiny"] == "provider not allowed (request constraint)"
+    assert r.decide(text_request(SIMPLE, constraints={"providers": ["fleet", "openai"]})).provider == "fleet"
 
 
 def test_disabled_tier_is_dropped(make_router):
