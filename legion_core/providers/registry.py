@@ -82,9 +82,8 @@ class ProviderRegistry:
                 continue
             missing = unresolved.get(name) or []
             if cls.needs_credentials and missing:
+                # secrets.resolve_credentials already warned once, naming provider and reference.
                 self.skipped[name] = "credentials did not resolve: " + ", ".join(missing)
-                log.warning("provider not enabled: credential reference did not resolve",
-                            provider=name, reference=", ".join(missing))
                 continue
             try:
                 self.add(cls(name, ps))
