@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from legion_core.hooktypes import Extension, ProviderSignal, RequestContext
     from legion_core.lifecycle import Legion
     from legion_core.providers.base import Provider
-    from legion_core.types import ChatRequest, ChatResponse, ModelInfo, ToolCall, ToolResult, ToolSpec
+    from legion_core.types import ChatRequest, ChatResponse, ToolCall, ToolResult, ToolSpec
 
 PROJECT = "legion"
 hookspec = pluggy.HookspecMarker(PROJECT)

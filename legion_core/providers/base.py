@@ -79,10 +79,10 @@ class Provider(abc.ABC):
     async def health(self) -> Health:
         return Health(ok=True, detail="no health check")
 
-    async def startup(self) -> None:
+    async def startup(self) -> None:  # noqa: B027 - optional, most providers need nothing
         """Open pools; called once at boot. Must not block on the network."""
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - optional, most providers need nothing
         """Close pools; called at shutdown."""
 
     # -- helpers --------------------------------------------------------------------
