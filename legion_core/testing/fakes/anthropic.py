@@ -358,6 +358,17 @@ class FakeAnthropic(FakeServer):
                 return self._error(400, "`max_tokens` must be greater than `thinking.budget_tokens`")
             if body.get("temperature") not in (None, 1, 1.0):
                 return self._error(400, "`temperature` may only be set to 1 when thinking is enabled")
+        system = body.get("system")
+        if system is not None and not isinstance(system, str):
+            if not isinstance(system, list) or not all(isinstance(b, dict) and b.get("type") == "text"
+                                                       and isinstance(b.get("text"), str) for b in system):
+                return self._error(400, "system: Input should be a valid string or a list of text blocks")
+        marks = [b.get("cache_control") for b in (system if isinstance(system, list) else [])]
+        marks += [t.get("cache_control") for t in body.get("tools") or [] if isinstance(t, dict)]
+        if any(m is not None and not (isinstance(m, dict) and m.get("type") == "ephemeral") for m in marks):
+            return self._error(400, "cache_control.type: Input should be 'ephemeral'")
+        if sum(m is not None for m in marks) > 4:
+            return self._error(400, "A maximum of 4 blocks with cache_control may be provided.")
         has_tool_blocks = any(isinstance(b, dict) and b.get("type") in ("tool_use", "tool_result")
                               for m in msgs if isinstance(m.get("content"), list) for b in m["content"])
         if has_tool_blocks and not body.get("tools"):

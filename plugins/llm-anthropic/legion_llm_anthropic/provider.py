@@ -74,7 +74,7 @@ def number_option(provider: Provider, key: str, default: float | None, *, intege
 class AnthropicProvider(Provider):
     """Options under `llm.providers.<name>` besides the common ones: `anthropic_version`,
     `beta` (list of `anthropic-beta` flags), `max_tokens_default`, `thinking_mode`
-    (auto/enabled/adaptive), `thinking_budget_tokens`, `health_timeout`."""
+    (auto/enabled/adaptive), `thinking_budget_tokens`, `prompt_caching`, `health_timeout`."""
 
     kind = "anthropic"
     default_tier = "frontier"
@@ -92,6 +92,10 @@ class AnthropicProvider(Provider):
         self._max_tokens_default = number_option(self, "max_tokens_default", 4096, integer=True, minimum=1)
         self._thinking_budget = number_option(self, "thinking_budget_tokens", 4096, integer=True, minimum=1024)
         self._health_timeout = number_option(self, "health_timeout", 5.0, minimum=0.01)
+        self._prompt_caching = self.option("prompt_caching", False)
+        if not isinstance(self._prompt_caching, bool):
+            raise SettingsError("must be true or false", key=f"llm.providers.{name}.prompt_caching",
+                                got=repr(self._prompt_caching), expected="a boolean")
         self._thinking_setting = str(self.option("thinking_mode", "auto"))
         if self._thinking_setting not in ("auto", "enabled", "adaptive"):
             raise SettingsError("must be auto, enabled or adaptive", key=f"llm.providers.{name}.thinking_mode",
@@ -160,7 +164,8 @@ class AnthropicProvider(Provider):
         body = request_to_wire(request, model,
                                max_tokens_default=self._max_tokens_default,
                                thinking_budget=self._thinking_budget,
-                               thinking_mode=self._thinking_mode(model) if mode == "auto" else mode)
+                               thinking_mode=self._thinking_mode(model) if mode == "auto" else mode,
+                               prompt_caching=self._prompt_caching)
         if stream:
             body["stream"] = True
         return body

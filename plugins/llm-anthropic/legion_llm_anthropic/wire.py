@@ -90,13 +90,15 @@ def _message_blocks(m: Message, i: int) -> list[dict[str, Any]]:
 
 
 def request_to_wire(request: ChatRequest, model: str, *, max_tokens_default: int = 4096,
-                    thinking_budget: int = 4096, thinking_mode: str = "enabled") -> dict[str, Any]:
+                    thinking_budget: int = 4096, thinking_mode: str = "enabled",
+                    prompt_caching: bool = False) -> dict[str, Any]:
     """The `/v1/messages` body for `request`.
 
     System messages (and `request.system`) become the top-level `system`; `tool` messages become
     user turns of tool_result blocks; consecutive turns of one role are merged, as the API wants.
     `request.thinking` becomes `{"type": "enabled", "budget_tokens": ...}`, or `{"type": "adaptive"}`
-    for models that decide their own budget (`thinking_mode`).
+    for models that decide their own budget (`thinking_mode`). `prompt_caching` marks the tools and
+    the system prompt as cache breakpoints (`cache_control: ephemeral`).
     """
     system_parts: list[str] = [request.system] if request.system else []
     messages: list[dict[str, Any]] = []
@@ -126,6 +128,8 @@ def request_to_wire(request: ChatRequest, model: str, *, max_tokens_default: int
     body: dict[str, Any] = {"model": model, "messages": messages, "max_tokens": max_tokens}
     if system_parts:
         body["system"] = "\n\n".join(system_parts)
+        if prompt_caching:  # a cache breakpoint after the system prompt (tools come before it)
+            body["system"] = [{"type": "text", "text": body["system"], "cache_control": {"type": "ephemeral"}}]
     if request.thinking and thinking_mode == "adaptive":
         body["thinking"] = {"type": "adaptive"}
     elif request.thinking:
@@ -146,6 +150,8 @@ def request_to_wire(request: ChatRequest, model: str, *, max_tokens_default: int
         # tool_use/tool_result blocks when no tools are defined.
         body["tools"] = [{"name": t.name, "description": t.description, "input_schema": t.parameters}
                          for t in request.tools]
+        if prompt_caching:
+            body["tools"][-1]["cache_control"] = {"type": "ephemeral"}
         if request.tool_choice == "required":
             body["tool_choice"] = {"type": "any"}
         elif request.tool_choice == "none":

@@ -23,6 +23,7 @@ from legion_core.errors import (
     ProviderError,
     ProviderUnavailable,
     RateLimited,
+    SettingsError,
     StreamInterrupted,
 )
 from legion_core.settings.models import ProviderSettings
@@ -534,3 +535,18 @@ async def test_stream_reassembles_frames_split_across_tcp_writes(provider: Anthr
     assert [(c.name, c.arguments) for c in res.tool_calls] == [("get_weather", fake.tool_arguments)]
     res = await collect_stream(provider.stream(text_request("hi"), MODEL))
     assert res.error is None and res.text == fake.reply_text
+
+
+async def test_prompt_caching_marks_tools_and_system(fake: FakeAnthropic) -> None:
+    p = AnthropicProvider("claude", ProviderSettings(base_url=fake.url, api_key=KEY, prompt_caching=True))
+    try:
+        resp = await p.chat(text_request("hi", system="A long, stable system prompt.", tools=[WEATHER_TOOL]), MODEL)
+        body = fake.last_chat()
+        assert body["system"] == [{"type": "text", "text": "A long, stable system prompt.",
+                                   "cache_control": {"type": "ephemeral"}}]
+        assert body["tools"][-1]["cache_control"] == {"type": "ephemeral"}
+        assert fake.seen_system() == "A long, stable system prompt." and resp.tool_calls
+    finally:
+        await p.aclose()
+    with pytest.raises(SettingsError, match="prompt_caching"):
+        AnthropicProvider("claude", ProviderSettings(api_key=KEY, prompt_caching="yes"))
