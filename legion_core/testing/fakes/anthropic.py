@@ -562,6 +562,6 @@ class FakeAnthropic(FakeServer):
         await drop_connection(request)
 
     def send_stream_error_next(self, err_type: str = "overloaded_error", message: str = "Overloaded") -> None:
-        """Make the next stream emit an `event: error` frame after its first text delta."""
+        """Make the next stream emit an `event: error` frame after its first content delta, then end."""
         self._stream_error = (err_type, message)
 
