@@ -111,3 +111,11 @@ class TestVLLMAgainstRealLlamaCppServer(ProviderConformance):
     async def test_health_falls_back_to_models(self, provider: VLLMProvider) -> None:
         h = await provider.health()  # llama-cpp-python has no /health
         assert h.ok and "/v1/models" in h.detail
+
+    async def test_real_context_overflow_is_typed(self, provider: VLLMProvider) -> None:
+        """llama.cpp's own error for a prompt beyond n_ctx (2048) maps to ContextOverflow."""
+        from legion_core.errors import ContextOverflow
+
+        with pytest.raises(ContextOverflow) as info:
+            await provider.chat(self.request("hello " * 3000), ALIAS)
+        assert info.value.upstream_status == 400 and info.value.failover
