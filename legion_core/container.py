@@ -43,8 +43,8 @@ def _pipeline(*a: Any, **kw: Any) -> Any:
 
 
 class Container(containers.DeclarativeContainer):
-    home = providers.Object(None)
-    settings = providers.Object(None)
+    home: providers.Object[Any] = providers.Object(None)
+    settings: providers.Object[Any] = providers.Object(None)
     plugin_manager = providers.Singleton(PluginManager)
     registry = providers.Singleton(ProviderRegistry)
     store = providers.Singleton(_store, home)

@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 import threading
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
@@ -48,7 +49,7 @@ def scrub_obj(obj: Any) -> Any:
     return obj
 
 
-def _scrub_processor(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def _scrub_processor(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     if not _SECRETS:
         return event_dict
     return {k: scrub_obj(v) if isinstance(v, str | dict | list | tuple) else

@@ -3,7 +3,6 @@ built-in commands, and plugin commands (a broken plugin never takes the CLI down
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import click
@@ -90,4 +89,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

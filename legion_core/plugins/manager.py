@@ -187,7 +187,7 @@ class PluginManager:
             if exc is not None:
                 print(f"[legion trace] {hook_name} raised {type(exc).__name__}", file=sys.stderr)
 
-        self._trace_undo = self.pm.add_hookcall_monitoring(before, after)
+        self._trace_undo = self.pm.add_hookcall_monitoring(before, after)  # type: ignore[arg-type]
 
 
 def format_exception(exc: BaseException) -> str:

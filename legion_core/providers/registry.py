@@ -115,10 +115,10 @@ class ProviderRegistry:
             base = merged.get(mid) or ModelInfo(id=mid, provider=name, tier=p.tier)
             merged[mid] = base.model_copy(update=_model_override(override))
         for m in self.discovered.get(name, []):
-            base = merged.get(m.id)
+            found = merged.get(m.id)
             upd = {k: v for k, v in m.model_dump(exclude_unset=True).items() if k != "id"}
             upd.update({"provider": name, "tier": p.tier})
-            merged[m.id] = base.model_copy(update=upd) if base else m.model_copy(update=upd)
+            merged[m.id] = found.model_copy(update=upd) if found else m.model_copy(update=upd)
         dm = p.default_model
         if dm and dm not in merged:
             merged[dm] = ModelInfo(id=dm, provider=name, tier=p.tier)

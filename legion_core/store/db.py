@@ -23,7 +23,7 @@ def migration(fn: Migration) -> Migration:
 
 @migration
 def m001_audit(db: sqlite_utils.Database) -> None:
-    db["audit"].create(
+    db.table("audit").create(
         {
             "request_id": str, "ts": float, "caller": str, "dialect": str, "intent": str,
             "provider": str, "model": str, "tier": str, "rule": str, "candidates": str,
@@ -34,12 +34,12 @@ def m001_audit(db: sqlite_utils.Database) -> None:
         },
         pk="request_id",
     )
-    db["audit"].create_index(["ts"])
+    db.table("audit").create_index(["ts"])
 
 
 @migration
 def m002_cache(db: sqlite_utils.Database) -> None:
-    db["cache"].create(
+    db.table("cache").create(
         {"key": str, "response": str, "created": float, "expires": float, "hits": int},
         pk="key",
     )
@@ -48,12 +48,12 @@ def m002_cache(db: sqlite_utils.Database) -> None:
 @migration
 def m003_state(db: sqlite_utils.Database) -> None:
     # Generic shared state (spend counters, circuit state, rate counters): see store/state.py.
-    db["state"].create({"key": str, "value": str, "expires": float}, pk="key")
+    db.table("state").create({"key": str, "value": str, "expires": float}, pk="key")
 
 
 @migration
 def m004_conversations(db: sqlite_utils.Database) -> None:
-    db["conversations"].create(
+    db.table("conversations").create(
         {"id": str, "instructions": str, "messages": str, "created": float, "updated": float},
         pk="id",
     )
@@ -82,13 +82,13 @@ class Store:
         applied: list[str] = []
         with self.lock:
             if "_migrations" not in self.db.table_names():
-                self.db["_migrations"].create({"name": str, "applied": str}, pk="name")
-            done = {r["name"] for r in self.db["_migrations"].rows}
+                self.db.table("_migrations").create({"name": str, "applied": str}, pk="name")
+            done = {r["name"] for r in self.db.table("_migrations").rows}
             for fn in MIGRATIONS:
                 if fn.__name__ in done:
                     continue
                 fn(self.db)
-                self.db["_migrations"].insert(
+                self.db.table("_migrations").insert(
                     {"name": fn.__name__, "applied": sqlite_utils.db.datetime.datetime.utcnow().isoformat()}
                 )
                 applied.append(fn.__name__)

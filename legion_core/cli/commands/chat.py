@@ -36,7 +36,7 @@ def parse_intent(pairs: tuple[str, ...]) -> Intent:
                 raise click.BadParameter(f"expected key=value, got {part!r}", param_hint="--intent")
             fields[key.strip()] = value.strip()
     try:
-        return Intent(**fields)
+        return Intent.model_validate(fields)
     except Exception as e:  # pydantic ValidationError → one readable line
         raise click.BadParameter(_first_error(e), param_hint="--intent") from None
 
@@ -140,7 +140,7 @@ def read_input(prompt: str) -> str:
     """One message: a line, or several when a line ends with a backslash or inside triple quotes."""
     first = input(prompt)
     if first.strip() == '"""':
-        lines = []
+        lines: list[str] = []
         while True:
             line = input("... ")
             if line.strip() == '"""':

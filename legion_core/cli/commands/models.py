@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
@@ -24,7 +25,7 @@ def register(cli: click.Group) -> None:
 
         with booted() as s:
             reg = s.legion.registry
-            rows = []
+            rows: list[dict[str, Any]] = []
             for name in reg.names():
                 reachable = reg.reachable.get(name)
                 for m in reg.models(name):
