@@ -627,6 +627,7 @@ class _Assembler:
         self.tier = cand.tier or tier
         self.text: list[str] = []
         self.thinking: list[str] = []
+        self.signature: str | None = None  # Anthropic signs thinking; replays need it intact
         self.tools: dict[int, dict[str, Any]] = {}
         self.usage: Usage | None = None
         self.done: DoneChunk | None = None
@@ -636,6 +637,7 @@ class _Assembler:
             self.text.append(chunk.text)
         elif isinstance(chunk, ThinkingDelta):
             self.thinking.append(chunk.thinking)
+            self.signature = getattr(chunk, "signature", None) or self.signature
         elif isinstance(chunk, ToolCallDelta):
             t = self.tools.setdefault(chunk.index, {"id": None, "name": None, "args": []})
             t["id"] = chunk.id or t["id"]
@@ -656,7 +658,7 @@ class _Assembler:
     def response(self) -> ChatResponse:
         content: list[Any] = []
         if self.thinking:
-            content.append(ThinkingBlock(thinking="".join(self.thinking)))
+            content.append(ThinkingBlock(thinking="".join(self.thinking), signature=self.signature))
         if self.text:
             content.append(TextBlock(text="".join(self.text)))
         for i in sorted(self.tools):

@@ -136,3 +136,48 @@ async def test_consumer_that_stops_reading_is_audited_and_upstream_closed(make_l
     row = lg.pipeline.audit.recent(1)[0]
     assert row["status"] == "error" and row["error"].startswith("cancelled")
     assert lg.health.snapshot().get("loc", {}).get("total_failures", 0) == 0
+
+
+async def test_streamed_thinking_keeps_its_signature(tmp_path):
+    """Anthropic signs thinking blocks; the assembled response must carry the signature so a
+    client can replay the block upstream."""
+    from legion_core.hookspecs import hookimpl
+    from legion_core.lifecycle import Legion
+    from legion_core.plugins.manager import PluginManager
+    from legion_core.providers import Provider
+    from legion_core.types import DoneChunk, TextDelta, ThinkingBlock, ThinkingDelta, text_request
+
+    class Thinker(Provider):
+        kind = "thinker"
+        default_tier = "local"
+
+        async def chat(self, request, model):
+            raise NotImplementedError
+
+        async def stream(self, request, model):
+            yield ThinkingDelta(thinking="Tuesday, then ")
+            yield ThinkingDelta(thinking="Wednesday.")
+            yield ThinkingDelta(thinking="", signature="sig-abc")
+            yield TextDelta(text="Wednesday")
+            yield DoneChunk()
+
+    class P:
+        @hookimpl
+        def legion_register_providers(self, register):
+            register(Thinker)
+
+    pm = PluginManager()
+    pm.load(entry_points=False)
+    pm.register(P())
+    legion = Legion(home=tmp_path, plugins=pm,
+                    settings={"llm": {"providers": {"t": {"type": "thinker", "default_model": "m"}}}})
+    await legion.start()
+    try:
+        chunks = [c async for c in legion.pipeline.stream(text_request("day after Tuesday?", stream=True))]
+        done = chunks[-1]
+        assert isinstance(done, DoneChunk)
+        block = next(b for b in done.response.content if isinstance(b, ThinkingBlock))
+        assert block.thinking == "Tuesday, then Wednesday."
+        assert block.signature == "sig-abc"
+    finally:
+        await legion.shutdown()
