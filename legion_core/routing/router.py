@@ -320,6 +320,36 @@ class Router:
             groups.setdefault(c.pname, []).append(c)
         self._chat_groups = list(groups.items())
 
+    def _with_uncatalogued(self, groups: list[tuple[str, list[_Cand]]], provider: str, model: str,
+                           caps: frozenset[str]) -> list[tuple[str, list[_Cand]]]:
+        """A model the catalog does not list, named together with its provider, is taken on trust:
+        a candidate with the capabilities asked for and no context-window check."""
+        p = self.registry.providers.get(provider)
+        if p is None:
+            return groups
+        out = []
+        for pname, cands in groups:
+            if pname == provider:
+                if any(c.mid == model for c in cands):
+                    return groups
+                cands = [*cands, self._synthetic(p, model, caps, cands[0].pref if cands else 0)]
+            out.append((pname, cands))
+        if provider not in {g[0] for g in groups}:
+            out.append((provider, [self._synthetic(p, model, caps, 0)]))
+        return out
+
+    def _synthetic(self, p: Provider, model: str, caps: frozenset[str], pref: int) -> _Cand:
+        discovered = self.registry.discovered.get(p.name)
+        drop = None
+        if discovered is not None and not any(m.id == model for m in discovered):
+            drop = "not present on the provider (discovery)"
+        info = ModelInfo(id=model, provider=p.name, tier=p.tier, capabilities=set(caps | {"streaming"}))
+        return _Cand(pname=p.name, provider=p, model=info, mid=model, full=f"{p.name}/{model}", tier=p.tier,
+                     tidx=tier_index(p.tier), cloud=is_cloud(p.tier), caps=frozenset(info.capabilities),
+                     limit=0.0, in_price=0.0, out_price=0.0, free=True, cm=float(p.settings.cost_multiplier),
+                     prio=float(p.settings.priority), pref=pref, order=len(self._chat), discovery_drop=drop,
+                     memory_bytes=None)
+
     def _accepts_for(self, rules: list[CompiledRule]) -> list[tuple[CompiledRule, frozenset[str]]]:
         """Per target rule, the candidates (`provider/model`) its `then` points at (cached per catalog)."""
         out = []
@@ -525,7 +555,10 @@ class Router:
         accepts = self._accepts_for(target_rules) if target_rules else ()
         simple = (excl_models is None and explicit is None and not disabled and not strict
                   and never_cloud is None and max_idx is None and not free_only)
-        for pname, group_cands in self._chat_groups:
+        groups = self._chat_groups
+        if explicit is not None and explicit.provider is not None and explicit.model is not None:
+            groups = self._with_uncatalogued(groups, explicit.provider, explicit.model, hard_caps)
+        for pname, group_cands in groups:
             pwhy = self._provider_drop(pname, exclude, unhealthy, allow)
             if pwhy is not None:
                 for c in group_cands:

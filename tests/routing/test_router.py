@@ -248,6 +248,24 @@ def test_unknown_model_is_a_clear_error(make_router):
     assert "Known models: local/tiny, fleet/llama-70b" in str(ei.value)
 
 
+def test_uncatalogued_model_is_trusted_when_its_provider_is_named(make_router):
+    r = make_router(ALL_TIERS).router
+    d = r.decide(text_request("hi", model="openai/gpt-9-preview", tools=[ToolSpec(name="t")]))
+    assert (d.provider, d.model, d.tier) == ("openai", "gpt-9-preview", "cloud")
+    d = r.decide(text_request("hi", provider="anthropic", model="claude-next"))
+    assert (d.provider, d.model) == ("anthropic", "claude-next")
+    # privacy still applies to it
+    with pytest.raises(NoProviderAvailable, match="privacy strict"):
+        r.decide(text_request("hi", model="openai/gpt-9-preview", intent=Intent(privacy="strict")))
+
+
+def test_uncatalogued_model_missing_after_discovery_is_dropped(make_router):
+    b = make_router({"local": {"type": "ollama"}})
+    b.registry.set_discovered("local", [ModelInfo(id="tiny", available=True)])
+    with pytest.raises(NoProviderAvailable, match="not present on the provider"):
+        b.router.decide(text_request("hi", model="local/llama-unpulled"))
+
+
 def test_aliases(make_router):
     r = make_router(ALL_TIERS, routing={"aliases": {"fast": {"tier": "local"},
                                                    "smart": {"provider": "anthropic"},
