@@ -120,7 +120,7 @@ class GpuPoller:
             elif not self.targets:
                 why = "no local or fleet provider to watch"
             self.no_signal_reason = why
-            log.warning("gpu signal: no signal", reason=why)
+            log.info("gpu signal: no signal", reason=why)  # expected on CPU-only hosts: not a warning
             self.targets = []
             return
         self._task = asyncio.create_task(self._run(), name="legion-signal-gpu")
