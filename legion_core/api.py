@@ -116,7 +116,8 @@ def start(home: str | Path | None = None, settings: dict[str, Any] | None = None
             raise
         _legion = lg
         d = lg.settings.llm.daemon
-        _daemon = DaemonClient(d.url, d.health_ttl_seconds) if d.enabled and d.url else None
+        _daemon = DaemonClient(d.url, d.health_ttl_seconds, api_key=_daemon_key(lg)) \
+            if d.enabled and d.url else None
         return lg
 
 
@@ -312,13 +313,30 @@ def session(instructions: str | None = None, id: str | None = None) -> Session:
 
 
 # ====================================================================== daemon mode
+def _daemon_key(lg: Any) -> str | None:
+    """`llm.daemon.api_key`, resolved like any credential (and registered for redaction)."""
+    ref = lg.settings.llm.daemon.api_key
+    if not ref:
+        return None
+    from legion_core.log import redact
+    from legion_core.secrets import resolve, schemes_for
+
+    key = resolve(ref, schemes_for(lg.plugins))
+    redact(key)
+    return key
+
+
+
 class DaemonClient:
     """Talks to a running gateway. Its health is cached for `ttl` seconds; a failed call marks it
     down for the same time, so `ask()` falls back to in-process routing without retrying each time."""
 
-    def __init__(self, url: str, ttl: float = 30.0) -> None:
+    def __init__(self, url: str, ttl: float = 30.0, api_key: str | None = None) -> None:
         self.url = url.rstrip("/")
         self.ttl = ttl
+        self._headers = {"content-type": "application/json"}
+        if api_key:
+            self._headers["authorization"] = f"Bearer {api_key}"
         self._ok: bool | None = None
         self._checked = 0.0
         self._client: Any = None
@@ -356,7 +374,7 @@ class DaemonClient:
         try:
             r = await self._http().post(f"{self.url}/api/llm/chat",
                                         content=req.model_dump_json(exclude_none=True),
-                                        headers={"content-type": "application/json"})
+                                        headers=self._headers)
         except httpx.TransportError:
             self.mark_down()
             return None

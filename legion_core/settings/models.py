@@ -170,6 +170,8 @@ class ApiSettings(_Strict):
 class DaemonSettings(_Strict):
     enabled: bool = False
     url: str | None = None
+    #: The gateway's key when its auth is enabled (a secret reference is fine).
+    api_key: SecretRef = None
     health_ttl_seconds: float = 30.0
 
 

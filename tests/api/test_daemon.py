@@ -82,3 +82,11 @@ def test_daemon_disabled_routes_in_process(boot, script):
         boot(daemon={"enabled": False, "url": gw.url})
         assert legion_core.ask("hi").provider == "loc"
         assert gw.total_calls == 0
+
+
+def test_daemon_sends_the_gateway_key_when_configured(boot, script, monkeypatch):
+    monkeypatch.setenv("LEGION_GW_KEY", "gw-secret-123456")
+    with TinyGateway() as gw:
+        boot(daemon={"enabled": True, "url": gw.url, "api_key": "env://LEGION_GW_KEY"})
+        legion_core.ask("hi there")
+        assert gw.requests[0]["headers"]["Authorization"] == "Bearer gw-secret-123456"
