@@ -120,11 +120,19 @@ class DiscoveryService:
         return True, health.detail, models
 
     async def _discover(self, provider: Provider) -> list[ModelInfo] | None:
-        for r in self.plugins.hook.legion_discover_models(provider=provider):
+        results = list(self.plugins.hook.legion_discover_models(provider=provider))
+        found: list[ModelInfo] | None = None
+        for r in results:
+            if found is not None:  # the first answer won; don't leave others' coroutines unawaited
+                if inspect.iscoroutine(r):
+                    r.close()
+                continue
             if inspect.isawaitable(r):
                 r = await r
             if r is not None:
-                return list(r)
+                found = list(r)
+        if found is not None:
+            return found
         # No plugin knows it: a provider that overrides `list_models` reports its live list.
         if type(provider).list_models is not Provider.list_models:
             return list(await provider.list_models())

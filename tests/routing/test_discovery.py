@@ -143,3 +143,37 @@ async def test_disabled_discovery_does_not_start(make_router):
     svc.start()
     assert not svc.running
     await svc.stop()
+
+
+async def test_the_first_discovery_answer_wins_and_no_coroutine_is_left_unawaited(recwarn):
+    import gc
+
+    from legion_core.hookspecs import hookimpl
+    from legion_core.plugins.manager import PluginManager
+    from legion_core.providers.registry import ProviderRegistry
+    from legion_core.routing.discovery import DiscoveryService
+    from legion_core.settings.models import DiscoverySettings, ProviderSettings
+    from legion_core.types import ModelInfo
+    from tests.routing.routing_fakes import LocalProvider
+
+    class A:
+        @hookimpl
+        async def legion_discover_models(self, provider):
+            return [ModelInfo(id="from-a")]
+
+    class B:
+        @hookimpl
+        async def legion_discover_models(self, provider):
+            return [ModelInfo(id="from-b")]
+
+    pm = PluginManager()
+    pm.register(A(), name="a")
+    pm.register(B(), name="b")
+    reg = ProviderRegistry()
+    reg.add(LocalProvider("loc", ProviderSettings(type=LocalProvider.kind)))
+    svc = DiscoveryService(reg, pm, DiscoverySettings())
+    await svc.refresh("loc")
+    gc.collect()
+    ids = [m.id for m in reg.discovered["loc"]]
+    assert ids in (["from-a"], ["from-b"])
+    assert not [w for w in recwarn if "never awaited" in str(w.message)]
