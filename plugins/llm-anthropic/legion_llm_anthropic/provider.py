@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -13,13 +12,13 @@ import orjson
 from legion_core.errors import (
     ContentPolicy,
     ProviderError,
-    ProviderTimeout,
     ProviderUnavailable,
     SettingsError,
     StreamInterrupted,
 )
 from legion_core.providers.base import Provider
-from legion_core.settings.models import ProviderSettings, TimeoutSettings
+from legion_core.providers.pool import PooledProvider
+from legion_core.settings.models import ProviderSettings
 from legion_core.types import (
     ChatRequest,
     ChatResponse,
@@ -35,7 +34,6 @@ from legion_core.types import (
 )
 from legion_llm_anthropic import catalog
 from legion_llm_anthropic.errors import from_error_body, from_transport
-from legion_llm_anthropic.pool import Pool
 from legion_llm_anthropic.sse import SSEDecoder
 from legion_llm_anthropic.wire import (
     REDACTED,
@@ -71,7 +69,7 @@ def number_option(provider: Provider, key: str, default: float | None, *, intege
     return value
 
 
-class AnthropicProvider(Provider):
+class AnthropicProvider(PooledProvider):
     """Options under `llm.providers.<name>` besides the common ones: `anthropic_version`,
     `beta` (list of `anthropic-beta` flags), `max_tokens_default`, `thinking_mode`
     (auto/enabled/adaptive), `thinking_budget_tokens`, `prompt_caching`, `health_timeout`."""
@@ -84,11 +82,8 @@ class AnthropicProvider(Provider):
 
     def __init__(self, name: str, settings: ProviderSettings) -> None:
         super().__init__(name, settings)
-        self._pool: Pool | None = None
         #: model id -> "enabled"/"adaptive", as the Models API reported it (discovery).
         self.thinking_modes: dict[str, str] = {}
-        #: The kernel's `llm.timeouts`, under this provider's own `timeout_*` (set at startup).
-        self.timeout_defaults: TimeoutSettings | None = None
         self._max_tokens_default = number_option(self, "max_tokens_default", 4096, integer=True, minimum=1)
         self._thinking_budget = number_option(self, "thinking_budget_tokens", 4096, integer=True, minimum=1024)
         self._health_timeout = number_option(self, "health_timeout", 5.0, minimum=0.01)
@@ -118,46 +113,6 @@ class AnthropicProvider(Provider):
             h["anthropic-beta"] = ",".join(beta) if isinstance(beta, list) else str(beta)
         return h
 
-    def pool(self) -> Pool:
-        """The pool for the running loop (created lazily, recreated if the loop changed)."""
-        if self._pool is None or not self._pool.usable:
-            self._pool = Pool(self.settings, self.base_url or "", self._headers(), self.timeout_defaults)
-        return self._pool
-
-    def client(self) -> httpx.AsyncClient:
-        """The pooled httpx client (off the hot path: health, count_tokens)."""
-        return self.pool().client
-
-    async def startup(self) -> None:
-        self.client()
-
-    async def apply_timeouts(self, defaults: TimeoutSettings) -> None:
-        """Use the kernel's `llm.timeouts` where this provider sets none (the pool is rebuilt)."""
-        self.timeout_defaults = defaults
-        await self.aclose()
-
-    def total_timeout(self) -> float | None:
-        """`timeout_total`, else `llm.timeouts.total`: the cap on one whole `chat()` call."""
-        if self.settings.timeout_total is not None:
-            return self.settings.timeout_total
-        return self.timeout_defaults.total if self.timeout_defaults is not None else None
-
-    async def aclose(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            await pool.aclose()
-
-    async def _bounded(self, coro: Any) -> Any:
-        """Await `coro` within the total timeout (connect and read timeouts bound each step)."""
-        total = self.total_timeout()
-        if total is None:
-            return await coro
-        try:
-            async with asyncio.timeout(total):
-                return await coro
-        except TimeoutError:
-            raise ProviderTimeout(f"{self.name}: no complete answer within timeout_total={total:g}s",
-                                  provider=self.name) from None
 
     def _body(self, request: ChatRequest, model: str, stream: bool) -> dict[str, Any]:
         mode = self._thinking_setting

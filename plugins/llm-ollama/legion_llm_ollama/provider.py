@@ -3,7 +3,6 @@ discovery of pulled/loaded models through `/api/tags`, `/api/show` and `/api/ps`
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import time
@@ -16,13 +15,13 @@ import orjson
 
 from legion_core.errors import (
     ProviderError,
-    ProviderTimeout,
     ProviderUnavailable,
     SettingsError,
     StreamInterrupted,
 )
 from legion_core.providers.base import Provider
-from legion_core.settings.models import ProviderSettings, TimeoutSettings
+from legion_core.providers.pool import PooledProvider
+from legion_core.settings.models import ProviderSettings
 from legion_core.types import (
     ChatRequest,
     ChatResponse,
@@ -39,7 +38,6 @@ from legion_core.types import (
 from legion_llm_ollama.discovery import ModelDiscovery
 from legion_llm_ollama.errors import from_error, from_transport
 from legion_llm_ollama.ndjson import NDJSONDecoder
-from legion_llm_ollama.pool import Pool
 from legion_llm_ollama.wire import request_to_wire, response_from_wire, stop_reason, tool_uses, usage
 
 DEFAULT_URL = "http://localhost:11434"
@@ -86,7 +84,7 @@ def number_option(provider: Provider, key: str, default: float | None, *, intege
     return value
 
 
-class OllamaProvider(Provider):
+class OllamaProvider(PooledProvider):
     """Options under `llm.providers.<name>` besides the common ones: `keep_alive`, `options`
     (Ollama model options sent with every chat, e.g. `{"num_ctx": 8192}`), `health_timeout`,
     `discovery_ttl_seconds`, `show_concurrency`."""
@@ -99,9 +97,6 @@ class OllamaProvider(Provider):
 
     def __init__(self, name: str, settings: ProviderSettings) -> None:
         super().__init__(name, settings)
-        self._pool: Pool | None = None
-        #: The kernel's `llm.timeouts`, under this provider's own `timeout_*` (set at startup).
-        self.timeout_defaults: TimeoutSettings | None = None
         ttl = number_option(self, "discovery_ttl_seconds", None)
         self._health_timeout = number_option(self, "health_timeout", 2.0, minimum=0.01)
         self.show_concurrency = number_option(self, "show_concurrency", 4, integer=True, minimum=1)
@@ -137,35 +132,6 @@ class OllamaProvider(Provider):
             h["authorization"] = f"Bearer {key}"
         return h
 
-    def pool(self) -> Pool:
-        """The pool for the running loop (created lazily, recreated if the loop changed)."""
-        if self._pool is None or not self._pool.usable:
-            self._pool = Pool(self.settings, self.base_url or DEFAULT_URL, self._headers(),
-                              self.timeout_defaults)
-        return self._pool
-
-    def client(self) -> httpx.AsyncClient:
-        """The pooled httpx client (off the hot path: health and discovery GETs)."""
-        return self.pool().client
-
-    async def startup(self) -> None:
-        self.client()
-
-    async def apply_timeouts(self, defaults: TimeoutSettings) -> None:
-        """Use the kernel's `llm.timeouts` where this provider sets none (the pool is rebuilt)."""
-        self.timeout_defaults = defaults
-        await self.aclose()
-
-    def total_timeout(self) -> float | None:
-        """`timeout_total`, else `llm.timeouts.total`: the cap on one whole `chat()` call."""
-        if self.settings.timeout_total is not None:
-            return self.settings.timeout_total
-        return self.timeout_defaults.total if self.timeout_defaults is not None else None
-
-    async def aclose(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            await pool.aclose()
 
     async def _raise_for(self, resp: httpx.Response) -> None:
         raise self._error_from(resp.status_code, await resp.aread(), resp.headers)
@@ -201,18 +167,6 @@ class OllamaProvider(Provider):
         if resp.status_code != 200:
             await self._raise_for(resp)
         return orjson.loads(resp.content)
-
-    async def _bounded(self, coro: Any) -> Any:
-        """Await `coro` within the total timeout (connect and read timeouts bound each step)."""
-        total = self.total_timeout()
-        if total is None:
-            return await coro
-        try:
-            async with asyncio.timeout(total):
-                return await coro
-        except TimeoutError:
-            raise ProviderTimeout(f"{self.name}: no complete answer within timeout_total={total:g}s",
-                                  provider=self.name) from None
 
     def _body(self, request: ChatRequest, model: str, stream: bool) -> dict[str, Any]:
         return request_to_wire(request, model, stream=stream, options=self.option("options"),

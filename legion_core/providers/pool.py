@@ -1,4 +1,4 @@
-"""The provider's connection pool: httpx's API over the aiohttp transport (as
+"""A provider connection pool: httpx's API over the aiohttp transport (as
 `legion_core.providers.http.make_client` builds it), plus `send()`, the request hot path, which
 hands a ready `httpx.Request` straight to the transport. Skipping the client's URL merging,
 cookie jar and redirect/auth machinery roughly halves the client CPU per request
@@ -12,6 +12,8 @@ from typing import Any
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
+from legion_core.errors import ProviderTimeout
+from legion_core.providers.base import Provider
 from legion_core.providers.http import timeouts_for
 from legion_core.settings.models import ProviderSettings, TimeoutSettings
 
@@ -71,3 +73,59 @@ class Pool:
             await self.client.aclose()
         except RuntimeError:  # opened on a loop that has gone away
             pass
+
+
+class PooledProvider(Provider):
+    """A provider that talks HTTP through one `Pool` per event loop. Subclasses supply
+    `_headers()`; they get lazy pool creation, `llm.timeouts` defaults, the `timeout_total`
+    cap (`_bounded`) and closing."""
+
+    def __init__(self, name: str, settings: ProviderSettings) -> None:
+        super().__init__(name, settings)
+        self._pool: Pool | None = None
+        #: The kernel's `llm.timeouts`, under this provider's own `timeout_*` (set at startup).
+        self.timeout_defaults: TimeoutSettings | None = None
+
+    def _headers(self) -> dict[str, str]:
+        return {}
+
+    def pool(self) -> Pool:
+        """The pool for the running loop (created lazily, recreated if the loop changed)."""
+        if self._pool is None or not self._pool.usable:
+            self._pool = Pool(self.settings, self.base_url or "", self._headers(), self.timeout_defaults)
+        return self._pool
+
+    def client(self) -> httpx.AsyncClient:
+        """The pooled httpx client (off the hot path: health, discovery, token counting)."""
+        return self.pool().client
+
+    async def startup(self) -> None:
+        self.client()
+
+    async def apply_timeouts(self, defaults: TimeoutSettings) -> None:
+        """Use the kernel's `llm.timeouts` where this provider sets none (the pool is rebuilt)."""
+        self.timeout_defaults = defaults
+        await self.aclose()
+
+    def total_timeout(self) -> float | None:
+        """`timeout_total`, else `llm.timeouts.total`: the cap on one whole `chat()` call."""
+        if self.settings.timeout_total is not None:
+            return self.settings.timeout_total
+        return self.timeout_defaults.total if self.timeout_defaults is not None else None
+
+    async def aclose(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.aclose()
+
+    async def _bounded(self, coro: Any) -> Any:
+        """Await `coro` within the total timeout (connect and read timeouts bound each step)."""
+        total = self.total_timeout()
+        if total is None:
+            return await coro
+        try:
+            async with asyncio.timeout(total):
+                return await coro
+        except TimeoutError:
+            raise ProviderTimeout(f"{self.name}: no complete answer within timeout_total={total:g}s",
+                                  provider=self.name) from None
