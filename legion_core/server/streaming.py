@@ -80,44 +80,38 @@ class SSEResponse(Response):
                 await send({"type": "http.response.body", "body": b, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
-    @staticmethod
-    async def _watch(receive: Any) -> None:
-        while True:
-            msg = await receive()
-            if msg.get("type") == "http.disconnect":
-                return
-
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         out = self.outcome
-        try:
-            pump = asyncio.ensure_future(self._pump(send))
-            watch = asyncio.ensure_future(self._watch(receive))
-            try:
-                done, _ = await asyncio.wait((pump, watch), return_when=asyncio.FIRST_COMPLETED)
-            except asyncio.CancelledError:
-                pump.cancel()
-                watch.cancel()
-                raise
-            if pump in done:
-                watch.cancel()
-                exc = pump.exception()
-                if exc is not None:
-                    if isinstance(exc, OSError):
+        me = asyncio.current_task()
+        pumping = [True]
+
+        async def watch() -> None:  # cancels the stream (and with it the upstream) on disconnect
+            while True:
+                msg = await receive()
+                if msg.get("type") == "http.disconnect":
+                    if pumping[0]:
                         out.disconnected = True
-                    else:
-                        out.error = exc
-                        log.error("stream failed after it started", error=repr(exc), exc_info=exc)
-                        await self._send_error(send, exc)
-            else:
-                out.disconnected = True
-                pump.cancel()
-                try:
-                    await pump
-                except (asyncio.CancelledError, Exception):  # noqa: BLE001
-                    pass
+                        if me is not None:
+                            me.cancel()
+                    return
+
+        watcher = asyncio.ensure_future(watch())
+        try:
+            await self._pump(send)  # in this task: no extra hop before the first byte
+        except asyncio.CancelledError:
+            if not out.disconnected:
+                raise  # the server is cancelling us: not ours to swallow
+            if me is not None:
+                me.uncancel()
         except OSError:
             out.disconnected = True
+        except Exception as exc:  # noqa: BLE001 - a bug after the stream started: end it in-band
+            out.error = exc
+            log.error("stream failed after it started", error=repr(exc), exc_info=exc)
+            await self._send_error(send, exc)
         finally:
+            pumping[0] = False
+            watcher.cancel()
             aclose = getattr(self._chunks, "aclose", None)
             if aclose is not None:
                 try:
