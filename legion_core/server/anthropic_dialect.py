@@ -295,9 +295,12 @@ def _event(name: bytes, data: dict[str, Any]) -> bytes:
 class StreamEncoder:
     """Turns pipeline chunks into Anthropic's typed SSE events. One per stream."""
 
-    def __init__(self, route: RouteChunk, message_id: str) -> None:
+    def __init__(self, route: RouteChunk, message_id: str, input_tokens: int = 0) -> None:
         self.route = route
         self.message_id = message_id
+        #: An estimate for `message_start` (clients show context use from it); the exact
+        #: count follows in `message_delta` when the provider reports it.
+        self.input_tokens = input_tokens
         self._index = -1
         self._open: tuple[str, int] | None = None  # ("text"|"thinking"|"tool", tool index)
         self.usage: Usage | None = None
@@ -305,7 +308,7 @@ class StreamEncoder:
     def start(self) -> bytes:
         msg = {"id": self.message_id, "type": "message", "role": "assistant", "content": [],
                "model": self.route.model, "stop_reason": None, "stop_sequence": None,
-               "usage": {"input_tokens": 0, "output_tokens": 0}}
+               "usage": {"input_tokens": self.input_tokens, "output_tokens": 0}}
         return _event(b"message_start", {"type": "message_start", "message": msg})
 
     def _close(self, signature: str | None = None) -> bytes:

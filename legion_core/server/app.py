@@ -426,8 +426,11 @@ async def anthropic_messages(gw: Gateway, request: Request, raw: bytes, call: Ca
     creq.caller = caller_for(call, request, creq.caller)
     ctx = gw.context(call, creq.caller)
     if creq.stream:
+        from legion_core.routing.tokens import estimate_tokens
+
         mid = "msg_" + call.rid.removeprefix("req_")
-        return await gw.stream(call, creq, ctx, lambda r: an.StreamEncoder(r, mid))
+        est = estimate_tokens(creq)
+        return await gw.stream(call, creq, ctx, lambda r: an.StreamEncoder(r, mid, est))
     resp = await gw.legion.pipeline.chat(creq, ctx)
     return gw.routed_json(call, an.response_json(resp), resp, creq.cache)
 

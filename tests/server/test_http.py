@@ -428,3 +428,11 @@ def test_requests_rejected_by_the_gateway_are_audited(gateway):
     assert rows["rej-1"]["status"] == "error" and "malformed JSON" in rows["rej-1"]["error"]
     assert rows["rej-1"]["dialect"] == "openai"
     assert rows["rej-2"]["dialect"] == "anthropic" and "not_found" in rows["rej-2"]["error"]
+
+
+def test_anthropic_message_start_carries_an_input_token_estimate(http):
+    with http.stream("POST", "/v1/messages", json={**msg("count these words " * 20, stream=True),
+                                                   "max_tokens": 5}) as r:
+        lines = list(r.iter_lines())
+    start = json.loads(lines[lines.index("event: message_start") + 1][6:])
+    assert start["message"]["usage"]["input_tokens"] > 40
