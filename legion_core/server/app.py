@@ -99,6 +99,8 @@ class Gateway:
         self.aliases: frozenset[str] = frozenset()
         self.owns_legion = False
         self.configured = False
+        self._known: frozenset[str] = frozenset()
+        self._known_key: tuple[int, ...] = ()
 
     # ------------------------------------------------------------ lifecycle
     async def startup(self) -> None:
@@ -177,11 +179,22 @@ class Gateway:
                               param="legion.tier")
         if not model or model in AUTO or model in self.aliases:
             return
-        if reg.find_model(model):
+        if model in self.known_models() or reg.find_model(model):
             return
         raise not_found(f"model {model!r} is not served by any configured provider; GET /v1/models "
                         "lists the models, or send 'legion/auto' to let Legion choose",
                         code="model_not_found")
+
+    def known_models(self) -> frozenset[str]:
+        """Every model id in the catalog, as a set; rebuilt only when a provider's catalog changed
+        (the registry hands out a new list after discovery)."""
+        reg = self.legion.registry
+        lists = [reg.models(n) for n in reg.names()]
+        key = tuple(id(x) for x in lists)
+        if key != self._known_key:
+            self._known = frozenset(m.id for lst in lists for m in lst)
+            self._known_key = key
+        return self._known
 
     def route_headers(self, call: Call, provider: str, model: str, tier: str, cache: str,
                       overhead_ms: float) -> list[tuple[bytes, bytes]]:
