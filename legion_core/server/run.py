@@ -106,7 +106,7 @@ async def _serve(legion: Any, host: str | None, port: int | None, allow_unauthen
         check_bind(host, api.auth.enabled, allow_unauthenticated)
         app = create_app(legion, manage_lifecycle=False)
         config = uvicorn.Config(app, host=host, port=port, log_level=log_level, **uvicorn_options())
-        server = uvicorn.Server(config)
+        server = _QuietServer(config)
         task = asyncio.ensure_future(server.serve())
         while not server.started and not task.done():
             await asyncio.sleep(0.02)
@@ -115,6 +115,37 @@ async def _serve(legion: Any, host: str | None, port: int | None, allow_unauthen
         await task
     finally:
         await legion.shutdown()
+
+
+def _quiet_server_class() -> type:
+    import contextlib
+    import signal
+    import threading
+
+    import uvicorn
+
+    class QuietServer(uvicorn.Server):
+        """uvicorn, minus re-raising the Ctrl-C it handled: `serve()` shuts Legion down itself,
+        and a re-raised SIGINT would interrupt that shutdown with a traceback."""
+
+        @contextlib.contextmanager
+        def capture_signals(self):  # type: ignore[no-untyped-def]
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            sigs = (signal.SIGINT, signal.SIGTERM)
+            original = {sig: signal.signal(sig, self.handle_exit) for sig in sigs}
+            try:
+                yield
+            finally:
+                for sig, handler in original.items():
+                    signal.signal(sig, handler)
+
+    return QuietServer
+
+
+def _QuietServer(config: Any) -> Any:  # noqa: N802 - reads like the class it builds
+    return _quiet_server_class()(config)
 
 
 def _announce(host: str, port: int, auth: bool, providers: int) -> None:
