@@ -98,6 +98,7 @@ class GaugeRegistry:
         self._values: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
         self._help: dict[str, str] = {}
         self._funcs: dict[str, Callable[[], dict[tuple[tuple[str, str], ...], float] | float]] = {}
+        self._text: dict[str, Callable[[], str]] = {}
 
     def set(self, name: str, value: float, labels: dict[str, str] | None = None, help: str = "") -> None:
         if not name.replace("_", "").replace(":", "").isalnum() or name[0].isdigit():
@@ -113,6 +114,7 @@ class GaugeRegistry:
             if labels is None:
                 self._values.pop(name, None)
                 self._funcs.pop(name, None)
+                self._text.pop(name, None)
             else:
                 self._values.get(name, {}).pop(tuple(sorted(labels.items())), None)
 
@@ -122,6 +124,13 @@ class GaugeRegistry:
             self._funcs[name] = func
             self._help[name] = help or name
 
+    def add_collector(self, name: str, render: Callable[[], str]) -> None:
+        """A plugin that keeps its own registry: `render()` returns Prometheus text (with its
+        HELP/TYPE lines), appended to every scrape. E.g. a budget guard:
+        `gauges.add_collector("budget", REGISTRY.render_prometheus)`."""
+        with self._lock:
+            self._text[name] = render
+
     def get(self, name: str, labels: dict[str, str] | None = None) -> float | None:
         return self._values.get(name, {}).get(tuple(sorted((labels or {}).items())))
 
@@ -130,6 +139,7 @@ class GaugeRegistry:
             values = {k: dict(v) for k, v in self._values.items()}
             funcs = dict(self._funcs)
             helps = dict(self._help)
+            texts = dict(self._text)
         for name, fn in funcs.items():
             try:
                 got = fn()
@@ -142,6 +152,13 @@ class GaugeRegistry:
             for key, v in series.items():
                 lbl = "{" + ",".join(f'{k}="{_esc(val)}"' for k, val in key) + "}" if key else ""
                 out.append(f"{name}{lbl} {_num(v)}")
+        for render in texts.values():
+            try:
+                text = render()
+            except Exception:  # noqa: BLE001 - a broken collector must not break the scrape
+                continue
+            if text:
+                out.append(text.rstrip("\n"))
 
 
 #: The process-wide gauge registry (budget warnings, GPU load, queue depths...).

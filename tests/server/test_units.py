@@ -124,3 +124,16 @@ def test_gauge_registry():
 def test_safe_url_drops_credentials():
     assert safe_url("https://user:pw@host:8443/v1?key=abc") == "https://host:8443/v1"
     assert safe_url(None) is None
+
+
+def test_text_collectors_are_appended_to_the_scrape():
+    g = GaugeRegistry()
+    g.add_collector("budget", lambda: "# TYPE legion_budget_warning gauge\nlegion_budget_warning{limit=\"daily\"} 1\n")
+    g.add_collector("broken", lambda: 1 / 0)
+    out: list[str] = []
+    g.render(out)
+    assert 'legion_budget_warning{limit="daily"} 1' in "\n".join(out)
+    g.remove("budget")
+    out2: list[str] = []
+    g.render(out2)
+    assert not out2
