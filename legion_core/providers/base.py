@@ -94,6 +94,24 @@ class Provider(abc.ABC):
         """A provider-specific setting (extra keys under `providers.<name>`), resolved."""
         return self.settings.extra_options().get(key, default)
 
+    def number_option(self, key: str, default: float | None, *, integer: bool = False,
+                      minimum: float = 0) -> Any:
+        """A numeric provider option, checked at configuration: a bad value names its key."""
+        from legion_core.errors import SettingsError
+
+        raw = self.option(key, default)
+        if raw is None:
+            return None
+        try:
+            value = int(raw) if integer else float(raw)
+            if isinstance(raw, bool) or value < minimum:
+                raise ValueError
+        except (TypeError, ValueError):
+            kind = "an integer" if integer else "a number"
+            raise SettingsError(f"must be {kind} >= {minimum:g}", key=f"llm.providers.{self.name}.{key}",
+                                got=repr(raw), expected=f"{kind} >= {minimum:g}") from None
+        return value
+
     def describe(self) -> dict[str, Any]:
         """Safe to show in HTTP and CLI output: no credentials."""
         return {"name": self.name, "type": self.kind, "tier": self.tier, "base_url": self.base_url,

@@ -16,7 +16,6 @@ from legion_core.errors import (
     SettingsError,
     StreamInterrupted,
 )
-from legion_core.providers.base import Provider
 from legion_core.providers.pool import PooledProvider
 from legion_core.settings.models import ProviderSettings
 from legion_core.types import (
@@ -52,23 +51,6 @@ def _first_secret(value: Any) -> str | None:
     return value or None
 
 
-def number_option(provider: Provider, key: str, default: float | None, *, integer: bool = False,
-                  minimum: float = 0) -> Any:
-    """A numeric provider option, checked at configuration: a bad value names its key."""
-    raw = provider.option(key, default)
-    if raw is None:
-        return None
-    try:
-        value = int(raw) if integer else float(raw)
-        if isinstance(raw, bool) or value < minimum:
-            raise ValueError
-    except (TypeError, ValueError):
-        kind = "an integer" if integer else "a number"
-        raise SettingsError(f"must be {kind} >= {minimum:g}", key=f"llm.providers.{provider.name}.{key}",
-                            got=repr(raw), expected=f"{kind} >= {minimum:g}") from None
-    return value
-
-
 class AnthropicProvider(PooledProvider):
     """Options under `llm.providers.<name>` besides the common ones: `anthropic_version`,
     `beta` (list of `anthropic-beta` flags), `max_tokens_default`, `thinking_mode`
@@ -84,9 +66,9 @@ class AnthropicProvider(PooledProvider):
         super().__init__(name, settings)
         #: model id -> "enabled"/"adaptive", as the Models API reported it (discovery).
         self.thinking_modes: dict[str, str] = {}
-        self._max_tokens_default = number_option(self, "max_tokens_default", 4096, integer=True, minimum=1)
-        self._thinking_budget = number_option(self, "thinking_budget_tokens", 4096, integer=True, minimum=1024)
-        self._health_timeout = number_option(self, "health_timeout", 5.0, minimum=0.01)
+        self._max_tokens_default = self.number_option("max_tokens_default", 4096, integer=True, minimum=1)
+        self._thinking_budget = self.number_option("thinking_budget_tokens", 4096, integer=True, minimum=1024)
+        self._health_timeout = self.number_option("health_timeout", 5.0, minimum=0.01)
         self._prompt_caching = self.option("prompt_caching", False)
         if not isinstance(self._prompt_caching, bool):
             raise SettingsError("must be true or false", key=f"llm.providers.{name}.prompt_caching",

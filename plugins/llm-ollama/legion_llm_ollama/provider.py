@@ -19,7 +19,6 @@ from legion_core.errors import (
     SettingsError,
     StreamInterrupted,
 )
-from legion_core.providers.base import Provider
 from legion_core.providers.pool import PooledProvider
 from legion_core.settings.models import ProviderSettings
 from legion_core.types import (
@@ -67,23 +66,6 @@ def _listening(url: str, timeout: float = 0.2) -> bool:
         return False
 
 
-def number_option(provider: Provider, key: str, default: float | None, *, integer: bool = False,
-                  minimum: float = 0) -> Any:
-    """A numeric provider option, checked at configuration: a bad value names its key."""
-    raw = provider.option(key, default)
-    if raw is None:
-        return None
-    try:
-        value = int(raw) if integer else float(raw)
-        if isinstance(raw, bool) or value < minimum:
-            raise ValueError
-    except (TypeError, ValueError):
-        kind = "an integer" if integer else "a number"
-        raise SettingsError(f"must be {kind} >= {minimum:g}", key=f"llm.providers.{provider.name}.{key}",
-                            got=repr(raw), expected=f"{kind} >= {minimum:g}") from None
-    return value
-
-
 class OllamaProvider(PooledProvider):
     """Options under `llm.providers.<name>` besides the common ones: `keep_alive`, `options`
     (Ollama model options sent with every chat, e.g. `{"num_ctx": 8192}`), `health_timeout`,
@@ -97,9 +79,9 @@ class OllamaProvider(PooledProvider):
 
     def __init__(self, name: str, settings: ProviderSettings) -> None:
         super().__init__(name, settings)
-        ttl = number_option(self, "discovery_ttl_seconds", None)
-        self._health_timeout = number_option(self, "health_timeout", 2.0, minimum=0.01)
-        self.show_concurrency = number_option(self, "show_concurrency", 4, integer=True, minimum=1)
+        ttl = self.number_option("discovery_ttl_seconds", None)
+        self._health_timeout = self.number_option("health_timeout", 2.0, minimum=0.01)
+        self.show_concurrency = self.number_option("show_concurrency", 4, integer=True, minimum=1)
         options = self.option("options")
         if options is not None and not isinstance(options, dict):
             raise SettingsError("must be an object of Ollama model options", key=f"llm.providers.{name}.options",
