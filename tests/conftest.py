@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 
@@ -17,3 +22,28 @@ def _isolated_home(tmp_path, monkeypatch):
                 "OLLAMA_HOST", "VAULT_ADDR", "VAULT_TOKEN"):
         monkeypatch.delenv(var, raising=False)
     yield home
+
+
+@pytest.fixture(autouse=True)
+def _no_env_overrides(monkeypatch):
+    """`LEGION__*` variables from the developer's shell would override test settings."""
+    for var in list(os.environ):
+        if var.upper().startswith("LEGION__"):
+            monkeypatch.delenv(var)
+
+
+@pytest.fixture
+def home(_isolated_home) -> Path:
+    return _isolated_home
+
+
+@pytest.fixture
+def write(home):
+    """`write("10-llm.json", {...})` (or raw text) into the settings directory; returns the path."""
+
+    def _write(name: str, doc: Any) -> Path:
+        p = home / "settings" / name
+        p.write_text(doc if isinstance(doc, str) else json.dumps(doc, indent=2))
+        return p
+
+    return _write
