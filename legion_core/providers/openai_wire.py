@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 import httpx
 import orjson
 from httpx_aiohttp import AiohttpTransport
+from httpx_aiohttp.transport import AiohttpResponseStream, map_aiohttp_exceptions
 
 from legion_core.errors import (
     ContentPolicy,
@@ -477,6 +478,17 @@ def _post_request(url: httpx.URL, host: bytes, headers: dict[str, str], body: by
     return request
 
 
+async def _read_whole(resp: httpx.Response) -> bytes:
+    """`await resp.aread()`. A body the aiohttp transport got without a content-encoding is
+    read straight from aiohttp: httpx's chunk iterator and decoder chain cost more CPU than the
+    read itself. Errors map to the same httpx exceptions."""
+    stream = resp.stream
+    if type(stream) is AiohttpResponseStream and "content-encoding" not in resp.headers:
+        with map_aiohttp_exceptions():
+            resp._content = await stream._aiohttp_response.read()
+    return await resp.aread()
+
+
 def error_from_response(response: httpx.Response, provider: str) -> ProviderError:
     try:
         body: Any = orjson.loads(response.content) if response.content else None
@@ -621,7 +633,7 @@ class OpenAIWireProvider(Provider):
         try:
             resp = await self.send(path, orjson.dumps(body), token=token)
             try:
-                await resp.aread()
+                await _read_whole(resp)
             finally:
                 await resp.aclose()
         except httpx.HTTPError as e:
