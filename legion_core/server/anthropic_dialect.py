@@ -306,7 +306,7 @@ class StreamEncoder:
         self.usage: Usage | None = None
 
     def start(self) -> bytes:
-        msg = {"id": self.message_id, "type": "message", "role": "assistant", "content": [],
+        msg: dict[str, Any] = {"id": self.message_id, "type": "message", "role": "assistant", "content": [],
                "model": self.route.model, "stop_reason": None, "stop_sequence": None,
                "usage": {"input_tokens": self.input_tokens, "output_tokens": 0}}
         return _event(b"message_start", {"type": "message_start", "message": msg})

@@ -81,9 +81,9 @@ def build_intent(header: str | None, extras: LegionExtras | None) -> Intent:
         fields.update({k: v for k, v in extras.intent.model_dump().items() if v is not None})
     if not fields:
         return Intent(privacy="normal", capability=None, cost="normal")
-    return Intent(privacy=fields.get("privacy", "normal"),
-                                  capability=fields.get("capability"),
-                                  cost=fields.get("cost", "normal"))
+    return Intent.model_validate({"privacy": fields.get("privacy", "normal"),
+                                  "capability": fields.get("capability"),
+                                  "cost": fields.get("cost", "normal")})
 
 
 def no_cache(cache_control: str | None) -> bool:
@@ -98,7 +98,7 @@ def text(t: str) -> TextBlock:
 
 
 def message(role: str, content: Any, name: str | None = None) -> Message:
-    return Message(role=role, content=content, name=name)
+    return Message(role=role, content=content, name=name)  # type: ignore[arg-type]  # roles come from typed dialect models
 
 
 def apply_extras(fields: dict[str, Any], extras: LegionExtras | None) -> None:

@@ -267,9 +267,9 @@ def to_internal(body: ChatCompletionRequest, *, request_id: str, intent_header: 
             if isinstance(m.content, str):
                 messages.append(hints.message("user", m.content, m.name))
             else:
-                blocks = [hints.text(p.text) if isinstance(p, TextPart) else _image(p.image_url.url)
-                          for p in m.content]
-                messages.append(hints.message("user", blocks, m.name))
+                parts = [hints.text(p.text) if isinstance(p, TextPart) else _image(p.image_url.url)
+                         for p in m.content]
+                messages.append(hints.message("user", parts, m.name))
         elif isinstance(m, AssistantMessage):
             blocks: list[Any] = []
             txt = _parts_text(m.content)
@@ -307,9 +307,9 @@ def to_internal(body: ChatCompletionRequest, *, request_id: str, intent_header: 
             name=t.function.name, description=t.function.description or "",
             parameters=t.function.parameters or {"type": "object", "properties": {}},
             side_effects=True) for t in body.tools]
-    tc = body.tool_choice
-    if tc is not None:
-        fields["tool_choice"] = tc if isinstance(tc, str) else tc.function.name
+    choice = body.tool_choice
+    if choice is not None:
+        fields["tool_choice"] = choice if isinstance(choice, str) else choice.function.name
     if body.temperature is not None:
         fields["temperature"] = body.temperature
     if body.top_p is not None:

@@ -46,7 +46,7 @@ def guard_context(*, caller: str | None = None, api_key_id: str | None = None, s
 
 
 def _sync(v: Any) -> Any:
-    return asyncio.run(v) if inspect.isawaitable(v) else v
+    return asyncio.run(v) if inspect.iscoroutine(v) else v
 
 
 def run_guards(plugin: Any, request: ChatRequest, context: RequestContext | None = None) -> ChatRequest:
