@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from typing import Any
@@ -235,6 +236,10 @@ def _one_shot(session: Any, question: str, opts: dict[str, Any], as_json: bool) 
 
 def _repl(session: Any, opts: dict[str, Any]) -> None:
     legion = session.legion
+    if sys.stdin.isatty():
+        # Ctrl-C must stop the answer even when we were started from a non-interactive shell's
+        # background job, which starts us with SIGINT ignored.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     for line in banner(legion):
         click.echo(line)
     click.echo('Type your question. `exit` or Ctrl-D to leave; Ctrl-C stops an answer.')
