@@ -346,18 +346,24 @@ def _endpoint(dialect: str, name: str, handler: Handler, *, auth: bool = True, b
     return endpoint
 
 
-# ---------------------------------------------------------------------- OpenAI dialect
-async def openai_chat(gw: Gateway, request: Request, raw: bytes, call: Call) -> Response:
-    body = parse(oa.ChatCompletionRequest, raw)
+def internal_request(to_internal: Any, gw: Gateway, body: Any, request: Request,
+                     call: Call) -> tuple[ChatRequest, RequestContext]:
+    """What both chat dialects do before the pipeline: check the target, translate with the
+    routing hints (intent header, Cache-Control, pass-through key), name the caller."""
     ext = body.legion
     gw.check_target(body.model, ext.provider if ext else None, ext.tier if ext else None)
     h = call.h
-    cache_ok = not hints.no_cache(h.get("cache-control"))
-    creq = oa.to_internal(body, request_id=call.rid, intent_header=h.get("x-legion-intent"),
-                          no_cache=not cache_ok,
-                          pass_through_token=call.auth.forward_token if call.auth else None)
+    creq = to_internal(body, request_id=call.rid, intent_header=h.get("x-legion-intent"),
+                       no_cache=hints.no_cache(h.get("cache-control")),
+                       pass_through_token=call.auth.forward_token if call.auth else None)
     creq.caller = caller_for(call, request, creq.caller)
-    ctx = gw.context(call, creq.caller)
+    return creq, gw.context(call, creq.caller)
+
+
+# ---------------------------------------------------------------------- OpenAI dialect
+async def openai_chat(gw: Gateway, request: Request, raw: bytes, call: Call) -> Response:
+    body = parse(oa.ChatCompletionRequest, raw)
+    creq, ctx = internal_request(oa.to_internal, gw, body, request, call)
     if creq.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         cid = "chatcmpl-" + call.rid.removeprefix("req_")
@@ -429,15 +435,7 @@ async def openai_model(gw: Gateway, request: Request, raw: bytes, call: Call) ->
 # ---------------------------------------------------------------------- Anthropic dialect
 async def anthropic_messages(gw: Gateway, request: Request, raw: bytes, call: Call) -> Response:
     body = parse(an.MessagesRequest, raw)
-    ext = body.legion
-    gw.check_target(body.model, ext.provider if ext else None, ext.tier if ext else None)
-    h = call.h
-    cache_ok = not hints.no_cache(h.get("cache-control"))
-    creq = an.to_internal(body, request_id=call.rid, intent_header=h.get("x-legion-intent"),
-                          no_cache=not cache_ok,
-                          pass_through_token=call.auth.forward_token if call.auth else None)
-    creq.caller = caller_for(call, request, creq.caller)
-    ctx = gw.context(call, creq.caller)
+    creq, ctx = internal_request(an.to_internal, gw, body, request, call)
     if creq.stream:
         from legion_core.routing.tokens import estimate_tokens
 
