@@ -202,6 +202,38 @@ def _normalize(layer: dict[str, Any]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ layers
+def strip_comments(text: str) -> str:
+    """Blank out `//` comments outside strings (JSONC, as `legion init` writes), keeping every
+    other character in place so error lines and columns still point into the file."""
+    if "//" not in text:
+        return text
+    out: list[str] = []
+    i, n, in_str = 0, len(text), False
+    while i < n:
+        ch = text[i]
+        if in_str:
+            out.append(ch)
+            if ch == "\\" and i + 1 < n:
+                out.append(text[i + 1])
+                i += 2
+                continue
+            if ch == '"':
+                in_str = False
+        elif ch == '"':
+            in_str = True
+            out.append(ch)
+        elif ch == "/" and text.startswith("//", i):
+            end = text.find("\n", i)
+            end = n if end == -1 else end
+            out.append(" " * (end - i))
+            i = end
+            continue
+        else:
+            out.append(ch)
+        i += 1
+    return "".join(out)
+
+
 def _read_file(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8-sig")  # tolerate a BOM from Windows editors
@@ -209,6 +241,7 @@ def _read_file(path: Path) -> dict[str, Any]:
         raise SettingsError(f"not UTF-8 text (byte {e.start})", file=str(path)) from None
     except OSError as e:
         raise SettingsError(f"cannot read the file: {e.strerror}", file=str(path)) from None
+    text = strip_comments(text)
     if not text.strip():
         return {}
     duplicates: list[str] = []
@@ -613,7 +646,7 @@ def _line_in(source: str, parts: Parts) -> int | None:
     if not source.endswith(".json"):
         return None
     try:
-        found = key_lines(Path(source).read_text(encoding="utf-8"))
+        found = key_lines(strip_comments(Path(source).read_text(encoding="utf-8")))
     except (OSError, UnicodeDecodeError):
         return None
     for i in range(len(parts), 0, -1):
