@@ -42,7 +42,8 @@ def register(cli: click.Group) -> None:
     @click.option("--provider", help="Only this provider.")
     @click.option("--tier", help="Only this tier (tier-0 for cache hits).")
     @click.option("--caller", help="Only this caller.")
-    @click.option("--status", type=click.Choice(["ok", "error"]), help="Only successes or failures.")
+    @click.option("--status", type=click.Choice(["ok", "error", "refused"]),
+                  help="Only this outcome (refused: a guard said no, e.g. a spent budget).")
     @click.option("--cache-hits", is_flag=True, help="Only tier-0 cache hits.")
     @click.option("--since", help="Only newer than this: 30m, 2h, 7d or an ISO time.")
     @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -57,12 +58,10 @@ def register(cli: click.Group) -> None:
           legion logs --json | jq '.[0].candidates'
         """
         filters: dict[str, Any] = {"provider": provider, "tier": tier, "caller": caller,
-                                   "since": _since(since)}
+                                   "status": status, "since": _since(since)}
         if cache_hits:
             filters["cache_hit"] = True
         rows = _audit().recent(limit, **filters)
-        if status:
-            rows = [r for r in rows if (r.get("status") == "ok") == (status == "ok")]
         if as_json:
             click.echo(json.dumps(rows, indent=2, default=str))
             return
