@@ -18,11 +18,25 @@ through a logistic function:
   compose, draft, imagine) with a creative object (weak models do these well), and
   short factual look-ups ("What day comes after Tuesday?").
 
-The weights are set by hand from these principles, not fitted to any evaluation set. Two
-further hypotheses were tried and dropped because RouteLLM's published outcomes contradicted
-them (see docs/routing.md): "hard arithmetic" (percentages, decimals, large numbers) and
-"technical vocabulary" (share of long words — it marks humanities prose, where weak models
-do well).
+Word problems are measured differently, because inside one kind of ask the cross-category
+cues are noise. A *word problem* is prose (no list, no code, no creative ask) that gives at
+least two quantities and asks for an amount (a question, "how many/much/long...", calculate,
+determine), not for an explanation or a proof. For it, analysis, puzzle, code, constraint and
+creative cues and the imperative/sentence counts of "parts" are zeroed — in a story about a
+bakery, "design", "must" or "only" are narrative — and two signs of a longer chain count:
+
+- chained quantities: a quantity stated relative to another ("twice as many as", "3 more
+  than", "half of the rest") or a state to be recovered ("originally", "at first") forces
+  the solver to carry an intermediate result forward or run the steps backwards, which is
+  where a weak model drops a step;
+- entities: every further named person or thing is another ledger to keep apart.
+
+The weights are set by hand from these principles, not fitted to any evaluation set. Three
+hypotheses were tried and dropped because RouteLLM's published outcomes contradicted them
+(see docs/routing.md): "hard arithmetic" (percentages, decimals, large numbers), "technical
+vocabulary" (share of long words — it marks humanities prose, where weak models do well) and
+"unit conversions" in word problems (two units of one kind, e.g. minutes and hours: a hurdle
+for people, apparently not for models that know the factors).
 Speed comes from one `str.split()` and a memo of token → category bits (bounded).
 `features()` returns the intermediate values, for explain output and tests.
 """
@@ -37,10 +51,10 @@ MAX_CHARS = 8000  # read at most this much; the length feature still sees the wh
 
 # category bits
 (NUM, NUMWORD, REL, MATH, ANALYSIS, PUZZLE, CODE, CODEISH, CONSTR, IMPER, CREATIVE, MAKE, SENT, QUEST,
- BI) = (1 << i for i in range(15))
+ BI, REF, ASKNUM, ASKWHY) = (1 << i for i in range(18))
 _CATS = {"numword": NUMWORD, "rel": REL, "math": MATH, "analysis": ANALYSIS, "puzzle": PUZZLE,
          "code": CODE, "codeish": CODEISH, "constr": CONSTR, "imper": IMPER, "creative": CREATIVE,
-         "make": MAKE}
+         "make": MAKE, "ref": REF, "asknum": ASKNUM, "askwhy": ASKWHY}
 
 # Lexicon: `word` exact, `stem*` any word starting with stem, `two words` a bigram.
 _LEXICON: dict[int, str] = {
@@ -84,6 +98,15 @@ _LEXICON: dict[int, str] = {
               "rephrase rewrite paraphrase proofread polish | short_story",
     MAKE: "write compose draft craft imagine pretend rephrase rewrite paraphrase proofread polish edit "
           "| act_as",
+    # Word problems. A quantity stated relative to another one, or a state to be undone, means the
+    # solver must carry an earlier result forward (or invert it): a chained step.
+    REF: "than twice thrice half halves rest remaining remainder leftover originally initially "
+         "| as_many as_much times_as at_first start_with started_with began_with",
+    # The ask is for an amount ...
+    ASKNUM: "calculate compute determine | how_many how_much how_long how_far how_old how_fast how_often "
+            "how_tall how_big how_heavy what_percentage what_fraction",
+    # ... and not for an explanation or a proof (then it is an analysis or a math proof).
+    ASKWHY: "why explain* prove proof justif* derive",
 }
 
 _EXACT: dict[str, int] = {}
@@ -109,6 +132,16 @@ _PUNCT = ".,;:!?\"'()[]{}<>`*_"
 _MEMO: dict[str, int] = {}
 _CLEAN: dict[str, str] = {}
 _MEMO_MAX = 50_000
+
+# Capitalised words that start sentences without naming anyone (function words, calendar names).
+_NOT_NAMES = frozenset(
+    "the a an if how what when where which who whom whose why he she it they we you i his her hers their "
+    "its this that these those there then after before each every in on at for from by with during while "
+    "but and so since because as once one two three four five six seven eight nine ten first next last "
+    "finally also however given suppose let find calculate determine compute to of all some both "
+    "monday tuesday wednesday thursday friday saturday sunday january february march april may june july "
+    "august september october november december".split())
+_NAME = re.compile(r"\b[A-Z][a-z]+")
 
 _LOOKUP = re.compile(
     r"\s*(?:(?:what|who|when|where|which)\s+(?:is|are|was|were|day|year|comes|does|did)\b"
@@ -185,8 +218,28 @@ def _counts(t: str) -> tuple[list[str], dict[int, int]]:
     return toks, cats
 
 
+def _named(text: str) -> int:
+    """How many distinct people or things a word problem names. A capitalised word that starts a
+    sentence may be any noun ("Notebooks cost ..."), so there it counts only if it recurs, is
+    also capitalised mid-sentence, or is the first one of the text (problems open with their
+    protagonist); function words never count."""
+    seen: set[str] = set()
+    names: set[str] = set()
+    text = text[:MAX_CHARS]
+    for m in _NAME.finditer(text):
+        w = m.group()
+        if w.lower() in _NOT_NAMES:
+            continue
+        before = text[max(0, m.start() - 4):m.start()].rstrip()
+        if not seen or w in seen or (before and before[-1] not in ".!?:\"'("):
+            names.add(w)
+        seen.add(w)
+    return len(names)
+
+
 def features(text: str) -> dict[str, float]:
-    """The squashed feature values the score is made of (each about 0..1)."""
+    """The squashed feature values the score is made of (each about 0..1). For a word problem
+    the cross-category cues are 0 and `chained` and `entities` count (see the module docstring)."""
     t = text[:MAX_CHARS].lower()
     toks, c = _counts(t)
     n_words = len(toks) + max(0, len(text) - MAX_CHARS) // 6
@@ -198,19 +251,36 @@ def features(text: str) -> dict[str, float]:
     sentences = max(1, c[SENT])
     head = t[:120]
     lookup = n_words <= 14 and (bool(_LOOKUP.match(head)) or any(p in head for p in _LOOKUP_ANY))
-    return {
+    code = _sat(c[CODE] + 2 * code_syntax + (c[CODEISH] if c[CODE] or code_syntax else 0.25 * c[CODEISH]), 3.0)
+    creative = _sat(c[CREATIVE], 1.5) if c[MAKE] else 0.0
+    word_problem = (quantities >= 2 and (c[ASKNUM] > 0 or c[QUEST] > 0) and not c[ASKWHY] and not enums
+                    and not c[CODE] and not code_syntax and not creative)
+    f = {
         "length": min(1.3, math.log1p(n_words) / math.log1p(300)),
         "steps": min(1.2, math.log1p(steps) / math.log1p(24)),
         "math": _sat(c[MATH], 2.0),
-        "analysis": _sat(c[ANALYSIS], 2.0),
-        "puzzle": _sat(c[PUZZLE], 2.0),
-        "code": _sat(c[CODE] + 2 * code_syntax + (c[CODEISH] if c[CODE] or code_syntax else 0.25 * c[CODEISH]),
-                     3.0),
-        "parts": _sat(max(0, c[QUEST] - 1) + enums + max(0, c[IMPER] - 1) + max(0, sentences - 3) * 0.3, 3.0),
-        "constraints": _sat(c[CONSTR], 3.0),
-        "creative": _sat(c[CREATIVE], 1.5) if c[MAKE] else 0.0,
         "lookup": 1.0 if lookup else 0.0,
     }
+    if word_problem:
+        f |= {
+            "analysis": 0.0, "puzzle": 0.0, "code": 0.0, "constraints": 0.0, "creative": 0.0,
+            "parts": _sat(max(0, c[QUEST] - 1), 3.0),
+            "word_problem": 1.0,
+            "chained": _sat(c[REF], 2.0),
+            "entities": _sat(max(0, _named(text) - 1), 2.0),
+        }
+    else:
+        f |= {
+            "analysis": _sat(c[ANALYSIS], 2.0),
+            "puzzle": _sat(c[PUZZLE], 2.0),
+            "code": code,
+            "constraints": _sat(c[CONSTR], 3.0),
+            "creative": creative,
+            "parts": _sat(max(0, c[QUEST] - 1) + enums + max(0, c[IMPER] - 1) + max(0, sentences - 3) * 0.3,
+                          3.0),
+            "word_problem": 0.0, "chained": 0.0, "entities": 0.0,
+        }
+    return {k: f[k] for k in WEIGHTS}
 
 
 #: Hand-set weights (log-odds per unit of feature); see the module docstring for the reasoning.
@@ -225,6 +295,12 @@ WEIGHTS: dict[str, float] = {
     "constraints": 0.4,
     "creative": -1.3,
     "lookup": -1.5,
+    # Word problems only (0 elsewhere). The flag says which signals counted; it adds nothing itself.
+    "word_problem": 0.0,
+    # Half of "steps": its words partly count there already (twice, half, than ... as relations).
+    "chained": 0.7,
+    # An indirect sign (a name is not a step), weighted like the other secondary cues.
+    "entities": 0.4,
 }
 BIAS = -2.5
 

@@ -106,3 +106,67 @@ def test_builtin_plugin_is_trylast_so_a_plugin_replaces_it():
     assert results[0] == {"complexity": 0.42}
     impls = pm.hook.legion_request_signals.get_hookimpls()
     assert impls[0].plugin_name == "legion_core.builtin.complexity" and impls[0].trylast
+
+
+# --- word problems: a prose prompt that gives quantities and asks for an amount -------------------
+
+ABSOLUTE = ("Ana buys 4 pens for $2 each and 3 notebooks for $5 each, and a $1 bag, at the school shop. "
+            "She pays with a $50 bill. How much change does she get back?")
+CHAINED = ("Ana buys 4 pens and twice as many pencils as pens. Notebooks cost $3 more than a pen. "
+           "She spends half of the rest on lunch. How much does she have left?")
+
+
+@pytest.mark.parametrize("text", [
+    ABSOLUTE,
+    "A train leaves at 3 pm and travels 120 miles at 40 miles per hour. When does it arrive?",
+    "Calculate the total cost of 12 apples at 25 cents each and 2 melons at $3 each.",
+])
+def test_a_quantity_story_that_asks_for_an_amount_is_a_word_problem(text):
+    assert features(text)["word_problem"] == 1.0
+
+
+@pytest.mark.parametrize("text", [
+    "Tom has 3 apples. How many apples does he have?",  # one quantity: nothing to combine
+    "Explain why 2 + 2 = 4 in Peano arithmetic, in 3 sentences.",  # asks for an explanation
+    "Prove that the sum of 2 odd numbers is even for all 10 cases?",  # asks for a proof
+    "Write a Python function that returns the 10th Fibonacci number; what is it for 20?",  # code
+    "Write a poem of 4 stanzas about 12 ships at sea?",  # creative
+    "Rank these:\n1. 3 apples\n2. 5 pears\nWhich is more?",  # an enumerated list, not prose
+])
+def test_other_asks_with_numbers_are_not_word_problems(text):
+    assert features(text)["word_problem"] == 0.0
+
+
+def test_narrative_words_in_a_word_problem_are_not_analysis_or_constraints():
+    story = ("A designer must always pack 6 boxes an hour, and she works only 8 hours. "
+             "Why she does it matters little: how many boxes does she pack in 5 days?")
+    f = features(story.replace("Why she does it matters little: h", "H"))
+    assert f["word_problem"] == 1.0 and f["analysis"] == f["constraints"] == f["code"] == 0.0
+    # the same words in a request that is not a word problem still count
+    g = features("A designer must always explain why the layout is good, and never exceed the budget.")
+    assert g["word_problem"] == 0.0 and g["analysis"] > 0 and g["constraints"] > 0
+
+
+def test_quantities_stated_relative_to_others_make_a_word_problem_harder():
+    a, c = features(ABSOLUTE), features(CHAINED)
+    assert a["length"] >= c["length"] and a["steps"] >= c["steps"]  # only the chaining differs
+    assert a["chained"] == 0.0 < c["chained"]
+    assert estimate_complexity(CHAINED) > estimate_complexity(ABSOLUTE)
+    undo = features("After giving away 5 cards and buying 8, Ben has 20. How many did he have originally?")
+    assert undo["chained"] > 0  # an initial state to be recovered: the steps run backwards
+
+
+def test_more_named_people_to_keep_track_of_make_a_word_problem_harder():
+    one = "Ana has 5 apples and 3 pears. Then Ana buys 4 more apples. How many fruits does Ana have?"
+    three = "Ana has 5 apples, Ben 3 pears. Then Cleo buys 4 more apples. How many fruits do they have?"
+    f1, f3 = features(one), features(three)
+    assert f1["length"] == f3["length"] and f1["steps"] == f3["steps"]
+    assert f1["entities"] == 0.0 < f3["entities"]  # "Then", "How": function words, not names
+    assert estimate_complexity(three) > estimate_complexity(one)
+    # a capitalised noun that merely starts a sentence is not someone to keep track of
+    assert features("Ana buys 4 pens. Notebooks cost $3 more. How much does Ana spend?")["entities"] == 0.0
+
+
+def test_word_problem_signals_are_zero_outside_word_problems():
+    f = features(COMPLEX[0])
+    assert f["word_problem"] == f["chained"] == f["entities"] == 0.0
