@@ -1,14 +1,17 @@
-"""One pooled HTTP client per provider instance: httpx's API over aiohttp's transport.
+"""HTTP plumbing shared by providers: timeouts, transport-error mapping, Retry-After.
 
-httpx's default pool collapses under concurrency (DESIGN.md measured 483 vs 1868 req/s at
-32 connections), so every provider gets `httpx.AsyncClient` with the `httpx-aiohttp`
-transport. Timeouts come from settings (`llm.timeouts`, overridable per provider).
+Providers talk through `providers.pool.Pool` (aiohttp on the hot path, httpx off it).
+`make_client` builds a bare pooled `httpx.AsyncClient` over the aiohttp transport for plugins
+that want only httpx: httpx's default pool collapses under concurrency (DESIGN.md measured 483
+vs 1868 req/s at 32 connections). Timeouts come from settings (`llm.timeouts`, overridable per
+provider).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
@@ -34,21 +37,21 @@ def make_client(settings: ProviderSettings, *, base_url: str | None = None,
                              timeout=timeouts_for(settings, defaults), **kw)
 
 
-def transport_error(exc: Exception, provider: str) -> ProviderError:
+def transport_error(exc: BaseException, provider: str) -> ProviderError:
     """Map a connection-level failure (refused, reset, timeout) to a typed error.
 
-    httpx-aiohttp maps every `aiohttp.ClientConnectionError` (refused, server disconnected) to
-    `httpx.ConnectTimeout`, so the underlying aiohttp/OS error decides, not the httpx class.
+    Takes aiohttp's errors (the hot path) and httpx's. httpx-aiohttp maps every
+    `aiohttp.ClientConnectionError` (refused, server disconnected) to `httpx.ConnectTimeout`,
+    so for httpx errors the underlying aiohttp/OS error decides, not the httpx class.
     """
     chain: list[BaseException] = []
     e: BaseException | None = exc
     while e is not None and len(chain) < 8:
         chain.append(e)
         e = e.__cause__ or e.__context__
-    inner = chain[1:]
+    inner = chain[1:] if isinstance(exc, httpx.HTTPError) else chain
     if inner:
-        timed_out = any(isinstance(x, TimeoutError) for x in inner)
-        if timed_out:
+        if any(isinstance(x, TimeoutError) for x in inner):
             return ProviderTimeout(f"{provider}: upstream timed out", provider=provider)
         if any(type(x).__module__.startswith(("aiohttp", "builtins")) for x in inner):
             return ProviderUnavailable(f"{provider}: upstream unreachable ({type(inner[-1]).__name__})",
@@ -57,6 +60,10 @@ def transport_error(exc: Exception, provider: str) -> ProviderError:
         return ProviderTimeout(f"{provider}: upstream timed out", provider=provider)
     return ProviderUnavailable(f"{provider}: upstream unreachable ({type(exc).__name__})",
                                provider=provider)
+
+
+#: What the aiohttp hot path can raise for a failed exchange (map with `transport_error`).
+TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (aiohttp.ClientError, TimeoutError, OSError)
 
 
 def retry_after_seconds(headers: Any) -> float | None:

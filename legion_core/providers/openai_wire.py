@@ -11,7 +11,6 @@ Kernel types -> wire: `build_chat_body`. Wire -> kernel types: `parse_completion
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import re
 import struct
@@ -19,25 +18,22 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
+import aiohttp
 import httpx
 import orjson
-from httpx_aiohttp import AiohttpTransport
-from httpx_aiohttp.transport import AiohttpResponseStream, map_aiohttp_exceptions
 
 from legion_core.errors import (
     ContentPolicy,
     ContextOverflow,
     ProviderBadRequest,
     ProviderError,
-    ProviderTimeout,
     ProviderUnavailable,
     StreamInterrupted,
     error_for_status,
 )
 from legion_core.log import scrub
-from legion_core.providers.base import Provider
-from legion_core.providers.http import retry_after_seconds, timeouts_for, transport_error
-from legion_core.settings.models import TimeoutSettings
+from legion_core.providers.http import TRANSPORT_ERRORS, retry_after_seconds, transport_error
+from legion_core.providers.pool import PooledProvider
 from legion_core.types import (
     ChatRequest,
     ChatResponse,
@@ -329,8 +325,11 @@ def chunks_from_response(resp: ChatResponse) -> list[StreamChunk]:
     return [*out, UsageChunk(usage=resp.usage), DoneChunk(stop_reason=resp.stop_reason)]
 
 
-async def iter_sse(response: httpx.Response) -> AsyncIterator[dict[str, Any] | None]:
+async def iter_sse(source: httpx.Response | AsyncIterator[bytes]) -> AsyncIterator[dict[str, Any] | None]:
     """Server-sent events -> decoded `data` payloads; `None` for `[DONE]`.
+
+    `source` is an httpx response or any async iterator of body bytes (aiohttp's
+    `response.content.iter_any()` on the hot path).
 
     Works on raw bytes (no text decoding layers: the payload is JSON, which orjson reads as
     bytes). Handles `\n`/`\r\n` line ends, multi-line `data:` fields, comments
@@ -338,7 +337,8 @@ async def iter_sse(response: httpx.Response) -> AsyncIterator[dict[str, Any] | N
     """
     data: list[bytes] = []
     buf = b""
-    async for raw in response.aiter_bytes():  # content-decoded (gateways may gzip streams)
+    chunks = source.aiter_bytes() if isinstance(source, httpx.Response) else source
+    async for raw in chunks:  # content-decoded (gateways may gzip streams)
         buf += raw
         *lines, buf = buf.split(b"\n")
         for line in lines:
@@ -458,51 +458,27 @@ def _duration(text: str) -> float | None:
     return total if found else None
 
 
-def _post_request(url: httpx.URL, host: bytes, headers: dict[str, str], body: bytes,
-                  extensions: dict[str, Any]) -> httpx.Request:
-    """The `httpx.Request` that `httpx.Request("POST", url, headers=headers, content=body)` builds
-    (same headers in the same order), without its generic
-    path (content encoding, a header-dict copy and `_prepare`'s re-scan), which cost about a
-    sixth of a provider call's CPU (bench/provider_overhead.py)."""
-    request = httpx.Request.__new__(httpx.Request)
-    request.method = "POST"
-    request.url = url
-    if body:
-        items: list[tuple[Any, Any]] = [(b"Host", host), *headers.items(), ("Content-Length", str(len(body)))]
-    else:  # httpx puts an empty body's length among its automatic headers, first
-        items = [(b"Host", host), (b"Content-Length", b"0"), *headers.items()]
-    request.headers = httpx.Headers(items)
-    request.extensions = extensions
-    request.stream = httpx.ByteStream(body)
-    request._content = body
-    return request
-
-
-async def _read_whole(resp: httpx.Response) -> bytes:
-    """`await resp.aread()`. A body the aiohttp transport got without a content-encoding is
-    read straight from aiohttp: httpx's chunk iterator and decoder chain cost more CPU than the
-    read itself. Errors map to the same httpx exceptions."""
-    stream = resp.stream
-    if type(stream) is AiohttpResponseStream and "content-encoding" not in resp.headers:
-        with map_aiohttp_exceptions():
-            resp._content = await stream._aiohttp_response.read()
-    return await resp.aread()
+def error_from_raw(status: int, raw: bytes, headers: Any, provider: str) -> ProviderError:
+    """An upstream's error answer (status, raw body, headers) as a typed error."""
+    try:
+        body: Any = orjson.loads(raw) if raw else None
+    except orjson.JSONDecodeError:
+        body = raw
+    return error_from_body(status, body, provider=provider, headers=headers)
 
 
 def error_from_response(response: httpx.Response, provider: str) -> ProviderError:
-    try:
-        body: Any = orjson.loads(response.content) if response.content else None
-    except orjson.JSONDecodeError:
-        body = response.content
-    return error_from_body(response.status_code, body, provider=provider, headers=response.headers)
+    """`error_from_raw` for an httpx response whose body has been read."""
+    return error_from_raw(response.status_code, response.content, response.headers, provider)
 
 
 # ======================================================================== the provider base
-class OpenAIWireProvider(Provider):
+class OpenAIWireProvider(PooledProvider):
     """A provider for any server speaking OpenAI Chat Completions under `base_url` (ending in `/v1`).
 
     Subclasses set `kind`, `default_base_url`, and override `extra_body()` for their switches,
-    `static_models()` for their catalog.
+    `static_models()` for their catalog. HTTP goes through the provider's `Pool`: `send()`
+    (aiohttp) for completions and embeddings, `client()` (httpx) for the rest.
     """
 
     kind: ClassVar[str] = "openai_wire"
@@ -518,15 +494,6 @@ class OpenAIWireProvider(Provider):
         if not self.base_url:
             raise ProviderBadRequest(f"provider {name}: set `base_url` (e.g. http://localhost:8000/v1)",
                                      provider=name)
-        self._http: httpx.AsyncClient | None = None
-        self._http_loop: asyncio.AbstractEventLoop | None = None
-        self._transport: AiohttpTransport
-        self._timeout_ext: dict[str, Any] = {}
-        self._post_headers: dict[str, str] = {}
-        self._plain_headers = True
-        self._urls: dict[str, tuple[httpx.URL, bytes]] = {}
-        #: The kernel's `llm.timeouts`, under this provider's own `timeout_*` (see `apply_timeouts`).
-        self.timeout_defaults: TimeoutSettings | None = None
 
     # ---------------------------------------------------------------- plumbing
     @property
@@ -542,73 +509,22 @@ class OpenAIWireProvider(Provider):
             h["Authorization"] = f"Bearer {self.api_key}"
         return h
 
-    async def apply_timeouts(self, defaults: TimeoutSettings) -> None:
-        """Use the kernel's `llm.timeouts` wherever this provider sets none (plugins call this
-        from `legion_startup`); the pool is rebuilt on next use."""
-        self.timeout_defaults = defaults
-        await self.aclose()
-
-    @property
-    def total_timeout(self) -> float | None:
-        if self.settings.timeout_total is not None:
-            return self.settings.timeout_total
-        return self.timeout_defaults.total if self.timeout_defaults is not None else None
-
-    @property
-    def client(self) -> httpx.AsyncClient:
-        """One pooled client per provider instance, created lazily inside the running loop
-        (and again if the loop changed: a pool is bound to the loop that opened it).
-
-        The same pool as `providers.http.make_client` (httpx over the aiohttp transport); the
-        request hot path (`send`) hands requests to that transport directly, skipping the
-        client's URL merging, cookie jar and redirect/auth machinery, which cost about as much
-        CPU as the whole aiohttp exchange (see bench/provider_overhead.py).
-        """
-        loop = asyncio.get_running_loop()
-        if self._http is None or self._http.is_closed or self._http_loop is not loop:
-            s = self.settings
-            limits = httpx.Limits(max_connections=s.max_connections,
-                                  max_keepalive_connections=s.max_connections, keepalive_expiry=30)
-            self._transport = AiohttpTransport(limits=limits, trust_env=False)
-            timeout = timeouts_for(s, self.timeout_defaults)
-            self._http = httpx.AsyncClient(base_url=self.base_url or "", headers=self.headers(),
-                                           transport=self._transport, timeout=timeout)
-            self._timeout_ext = timeout.as_dict()
-            self._post_headers = {**self.headers(), "Accept": "*/*"}
-            self._plain_headers = not any(k.lower() in ("host", "content-length", "transfer-encoding")
-                                          for k in self._post_headers)
-            self._http_loop = loop
-        return self._http
+    def _headers(self) -> dict[str, str]:
+        return self.headers()
 
     async def send(self, path: str, body: bytes, *, accept: str = "application/json",
-                   token: str | None = None) -> httpx.Response:
-        """POST `body` to `base_url + path` through the pooled transport; the caller reads and
-        closes the (streaming) response. Raises httpx errors (map them with `transport_error`).
+                   token: str | None = None) -> aiohttp.ClientResponse:
+        """POST `body` to `base_url + path`; the caller reads and releases the (streaming)
+        response. Raises `TRANSPORT_ERRORS` (map them with `transport_error`).
 
         `token` (the gateway's pass-through credential) replaces the configured key for this call.
         """
-        self.client  # noqa: B018 - make sure the pool exists in this loop
-        headers = dict(self._post_headers, Accept=accept)
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        target = self._urls.get(path)
-        if target is None:  # parsed once per path: URL parsing is a visible share of a request's CPU
-            url = httpx.URL(f"{self.base_url}{path}")
-            target = self._urls[path] = (url, url.netloc)
-        if self._plain_headers:
-            request = _post_request(target[0], target[1], headers, body, {"timeout": self._timeout_ext})
-        else:  # the provider sets Host or a length itself: let httpx reconcile them
-            request = httpx.Request("POST", target[0], headers=headers, content=body,
-                                    extensions={"timeout": self._timeout_ext})
-        response = await self._transport.handle_async_request(request)
-        response.request = request
-        return response
-
-    async def aclose(self) -> None:
-        if self._http is not None:
-            if self._http_loop is asyncio.get_running_loop():
-                await self._http.aclose()
-            self._http = None
+        extra: dict[str, str] | None = None
+        if accept != "application/json" or token:
+            extra = {"Accept": accept}
+            if token:
+                extra["Authorization"] = f"Bearer {token}"
+        return await self.pool().post(path, body, extra)
 
     @property
     def server_root(self) -> str:
@@ -633,18 +549,18 @@ class OpenAIWireProvider(Provider):
         try:
             resp = await self.send(path, orjson.dumps(body), token=token)
             try:
-                await _read_whole(resp)
+                raw = await resp.read()
             finally:
-                await resp.aclose()
-        except httpx.HTTPError as e:
+                resp.release()
+        except TRANSPORT_ERRORS as e:
             raise transport_error(e, self.name) from None
-        if resp.status_code >= 400:
-            raise error_from_response(resp, self.name)
+        if resp.status >= 400:
+            raise error_from_raw(resp.status, raw, resp.headers, self.name)
         try:
-            data = orjson.loads(resp.content)
+            data = orjson.loads(raw)
         except orjson.JSONDecodeError:
             raise ProviderUnavailable(f"{self.name}: upstream sent invalid JSON", provider=self.name,
-                                      upstream_status=resp.status_code) from None
+                                      upstream_status=resp.status) from None
         if not isinstance(data, dict):
             raise ProviderUnavailable(f"{self.name}: upstream sent a non-object", provider=self.name)
         return data
@@ -654,16 +570,7 @@ class OpenAIWireProvider(Provider):
         t0 = time.perf_counter()
         call = self.post_json("/chat/completions", self.chat_body(request, model, stream=False),
                               token=request.pass_through_token)
-        total = self.total_timeout
-        if total is None:
-            data = await call
-        else:
-            try:
-                async with asyncio.timeout(total):
-                    data = await call
-            except TimeoutError:
-                raise ProviderTimeout(f"{self.name}: no complete answer within timeout_total={total:g}s",
-                                      provider=self.name) from None
+        data = await (call if self.total_timeout() is None else self._bounded(call))
         resp = parse_completion(data, provider=self.name, tier=self.tier, model=model, request=request)
         resp.request_id = request.request_id
         resp.latency_ms = (time.perf_counter() - t0) * 1000
@@ -676,22 +583,20 @@ class OpenAIWireProvider(Provider):
             resp = await self.send("/chat/completions", body, accept="text/event-stream",
                                    token=request.pass_through_token)
             try:
-                if resp.status_code >= 400:
-                    await resp.aread()
-                    raise error_from_response(resp, self.name)
+                if resp.status >= 400:
+                    raise error_from_raw(resp.status, await resp.read(), resp.headers, self.name)
                 if resp.headers.get("content-type", "").startswith("application/json"):
                     # a server that ignored `stream: true` and answered whole: replay it as chunks
-                    await resp.aread()
-                    for chunk in chunks_from_response(self._parse_whole(resp, request, model)):
+                    for chunk in chunks_from_response(self._parse_whole(await resp.read(), request, model)):
                         yield chunk
                     return
-                async for event in iter_sse(resp):
+                async for event in iter_sse(resp.content.iter_any()):
                     if event is None:
                         break
                     for chunk in asm.feed(event):
                         yield chunk
             finally:
-                await resp.aclose()
+                resp.release()  # read to the end: back to the pool; abandoned: the connection closes
             for chunk in asm.finish():
                 yield chunk
         except StreamInterrupted:
@@ -701,15 +606,15 @@ class OpenAIWireProvider(Provider):
                 raise StreamInterrupted(f"{self.name}: stream broke after it started: {e.message}",
                                         provider=self.name) from e
             raise
-        except httpx.HTTPError as e:
+        except TRANSPORT_ERRORS as e:
             if asm.started:
                 raise StreamInterrupted(f"{self.name}: stream broke after it started ({type(e).__name__})",
                                         provider=self.name) from None
             raise transport_error(e, self.name) from None
 
-    def _parse_whole(self, resp: httpx.Response, request: ChatRequest, model: str) -> ChatResponse:
+    def _parse_whole(self, raw: bytes, request: ChatRequest, model: str) -> ChatResponse:
         try:
-            data = orjson.loads(resp.content)
+            data = orjson.loads(raw)
         except orjson.JSONDecodeError:
             raise ProviderUnavailable(f"{self.name}: upstream sent invalid JSON", provider=self.name) from None
         return parse_completion(data, provider=self.name, tier=self.tier, model=model, request=request)
@@ -732,7 +637,7 @@ class OpenAIWireProvider(Provider):
     async def fetch_models(self) -> list[dict[str, Any]]:
         """The raw `GET /models` entries."""
         try:
-            resp = await self.client.get("/models")
+            resp = await self.client().get("/models")
         except httpx.HTTPError as e:
             raise transport_error(e, self.name) from None
         if resp.status_code >= 400:
@@ -748,7 +653,7 @@ class OpenAIWireProvider(Provider):
         t0 = time.perf_counter()
         try:
             if self.health_path is not None:
-                resp = await self.client.get(self.server_root + self.health_path)
+                resp = await self.client().get(self.server_root + self.health_path)
                 if resp.status_code >= 400:
                     return Health(ok=False, detail=f"{self.health_path} answered HTTP {resp.status_code}")
             else:

@@ -1,16 +1,26 @@
-"""A provider connection pool: httpx's API over the aiohttp transport (as
-`legion_core.providers.http.make_client` builds it), plus `send()`, the request hot path, which
-hands a ready `httpx.Request` straight to the transport. Skipping the client's URL merging,
-cookie jar and redirect/auth machinery roughly halves the client CPU per request
-(bench/provider_overhead.py)."""
+"""A provider connection pool, one per provider instance and event loop.
+
+Two faces over one purpose:
+
+- `post()`, the request hot path: aiohttp's client directly. httpx on top of aiohttp cost
+  about as much CPU again as the aiohttp exchange itself (request and response objects built
+  twice, header and URL normalisation, the decoder chain; bench/provider_overhead.py), and
+  a routed gateway request spends a quarter of its CPU there.
+- `client()`: an `httpx.AsyncClient` (over the aiohttp transport) for everything off the hot
+  path (health checks, catalogs, token counting), where httpx's conveniences are worth it.
+
+`send()`/`read()` are the earlier httpx-based hot path, kept for plugins that still use it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
+import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
+from yarl import URL
 
 from legion_core.errors import ProviderTimeout
 from legion_core.providers.base import Provider
@@ -21,46 +31,80 @@ from legion_core.settings.models import ProviderSettings, TimeoutSettings
 class Pool:
     def __init__(self, settings: ProviderSettings, base_url: str, headers: dict[str, str],
                  defaults: TimeoutSettings | None = None) -> None:
-        limits = httpx.Limits(max_connections=settings.max_connections,
-                              max_keepalive_connections=settings.max_connections, keepalive_expiry=30)
-        self.transport = AiohttpTransport(limits=limits, trust_env=False)
+        self.settings = settings
         self.timeout = timeouts_for(settings, defaults)
-        self.client = httpx.AsyncClient(base_url=base_url, headers=headers, transport=self.transport,
-                                        timeout=self.timeout)
         self.loop = asyncio.get_running_loop()
         self._base = base_url.rstrip("/")
-        self._headers = httpx.Headers(headers)
+        self._header_dict = dict(headers)
+        self._client: httpx.AsyncClient | None = None
+        self._transport: AiohttpTransport | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._aio_timeout = aiohttp.ClientTimeout(total=None, connect=self.timeout.connect,
+                                                  sock_connect=self.timeout.connect,
+                                                  sock_read=self.timeout.read)
+        self._urls: dict[str, URL] = {}  # parsed once per path
+        self._httpx_urls: dict[str, httpx.URL] = {}
         self._timeout_ext: dict[str, Any] = self.timeout.as_dict()
-        self._urls: dict[str, httpx.URL] = {}  # parsed once per path
+        self._closed = False
 
+    # ------------------------------------------------------------ the hot path (aiohttp)
     @property
-    def usable(self) -> bool:
-        """Bound to the running loop and open (a pool cannot move between loops)."""
-        try:
-            return self.loop is asyncio.get_running_loop() and not self.client.is_closed
-        except RuntimeError:
-            return False
+    def session(self) -> aiohttp.ClientSession:
+        s = self._session
+        if s is None or s.closed:
+            n = self.settings.max_connections
+            s = self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=n, limit_per_host=n, keepalive_timeout=30),
+                timeout=self._aio_timeout, cookie_jar=aiohttp.DummyCookieJar(), trust_env=False)
+        return s
+
+    def url(self, path: str) -> URL:
+        u = self._urls.get(path)
+        if u is None:
+            u = self._urls[path] = URL(self._base + path)
+        return u
+
+    async def post(self, path: str, body: bytes, headers: dict[str, str] | None = None) -> aiohttp.ClientResponse:
+        """POST `body` to `base_url + path`; the caller reads the response and releases it
+        (`release()` when read to the end, `close()` to abandon it: that drops the connection,
+        which is how an upstream generation gets cancelled). Raises aiohttp errors and
+        `TimeoutError`; `providers.http.transport_error` maps both."""
+        h = self._header_dict if headers is None else {**self._header_dict, **headers}
+        return await self.session.post(self.url(path), data=body, headers=h)
+
+    # ------------------------------------------------------------ off the hot path (httpx)
+    @property
+    def client(self) -> httpx.AsyncClient:
+        c = self._client
+        if c is None:
+            limits = httpx.Limits(max_connections=self.settings.max_connections,
+                                  max_keepalive_connections=self.settings.max_connections,
+                                  keepalive_expiry=30)
+            self._transport = AiohttpTransport(limits=limits, trust_env=False)
+            c = self._client = httpx.AsyncClient(base_url=self._base, headers=self._header_dict,
+                                                 transport=self._transport, timeout=self.timeout)
+        return c
 
     async def send(self, method: str, path: str, content: bytes | None = None,
                    headers: dict[str, str] | None = None) -> httpx.Response:
-        """Send and return the response with its body unread: the caller reads and closes it.
-        Raises httpx errors (connection, timeout)."""
-        url = self._urls.get(path)
+        """httpx flavour of `post` (any method); the caller reads and closes the response."""
+        client = self.client
+        assert self._transport is not None
+        url = self._httpx_urls.get(path)
         if url is None:
-            url = self._urls[path] = httpx.URL(self._base + path)
-        h = self._headers.copy()
+            url = self._httpx_urls[path] = httpx.URL(self._base + path)
+        h = client.headers.copy()
         if headers:
             h.update(headers)
         request = httpx.Request(method, url, headers=h, content=content,
                                 extensions={"timeout": self._timeout_ext})
-        response = await self.transport.handle_async_request(request)
+        response = await self._transport.handle_async_request(request)
         response.request = request
         return response
 
     async def read(self, method: str, path: str, content: bytes | None = None,
                    headers: dict[str, str] | None = None) -> tuple[httpx.Response, bytes]:
-        """`send`, then the whole raw body (no content decoding: we never ask for compression);
-        the connection goes back to the pool."""
+        """`send`, then the whole raw body; the connection goes back to the pool."""
         resp = await self.send(method, path, content, headers)
         try:
             body = b"".join([chunk async for chunk in resp.aiter_raw()])
@@ -68,9 +112,24 @@ class Pool:
             await resp.aclose()
         return resp, body
 
-    async def aclose(self) -> None:
+    # ------------------------------------------------------------ lifecycle
+    @property
+    def usable(self) -> bool:
+        """Bound to the running loop and open (a pool cannot move between loops)."""
         try:
-            await self.client.aclose()
+            return self.loop is asyncio.get_running_loop() and not self._closed
+        except RuntimeError:
+            return False
+
+    async def aclose(self) -> None:
+        self._closed = True
+        client, self._client = self._client, None
+        session, self._session = self._session, None
+        try:
+            if client is not None:
+                await client.aclose()
+            if session is not None:
+                await session.close()
         except RuntimeError:  # opened on a loop that has gone away
             pass
 
@@ -91,16 +150,17 @@ class PooledProvider(Provider):
 
     def pool(self) -> Pool:
         """The pool for the running loop (created lazily, recreated if the loop changed)."""
-        if self._pool is None or not self._pool.usable:
-            self._pool = Pool(self.settings, self.base_url or "", self._headers(), self.timeout_defaults)
-        return self._pool
+        p = self._pool
+        if p is None or not p.usable:
+            p = self._pool = Pool(self.settings, self.base_url or "", self._headers(), self.timeout_defaults)
+        return p
 
     def client(self) -> httpx.AsyncClient:
         """The pooled httpx client (off the hot path: health, discovery, token counting)."""
         return self.pool().client
 
     async def startup(self) -> None:
-        self.client()
+        self.pool()
 
     async def apply_timeouts(self, defaults: TimeoutSettings) -> None:
         """Use the kernel's `llm.timeouts` where this provider sets none (the pool is rebuilt)."""

@@ -57,7 +57,7 @@ async def test_configured_instance_answers_a_routed_chat(tmp_path: Path, legion_
                                        "discovery": {"enabled": False}, "timeouts": {"read": 33.0}}})
     try:
         p = lg.registry.get("oa")
-        assert p.client.timeout.read == 33.0
+        assert p.client().timeout.read == 33.0
         resp = await lg.pipeline.chat(text_request("What day comes after Tuesday?", model="oa/gpt-4o-mini",
                                                    cache=False))
         assert resp.text == fake.reply_text and resp.provider == "oa" and resp.tier == "frontier"

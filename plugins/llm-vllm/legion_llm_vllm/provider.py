@@ -95,7 +95,7 @@ class VLLMProvider(OpenAIWireProvider):
         path = str(self.option("health_path", self.health_path))
         t0 = time.perf_counter()
         try:
-            resp = await self.client.get(self.server_root + path)
+            resp = await self.client().get(self.server_root + path)
         except httpx.HTTPError as e:
             return Health(ok=False, detail=transport_error(e, self.name).message)
         if resp.status_code == 404:  # LM Studio, llama.cpp's Python server: no /health
@@ -113,7 +113,7 @@ class VLLMProvider(OpenAIWireProvider):
         """vLLM's Prometheus gauges (`vllm:num_requests_running`, `vllm:num_requests_waiting`,
         `vllm:gpu_cache_usage_perc`/`kv_cache_usage_perc`...), summed over label sets."""
         try:
-            resp = await self.client.get(self.server_root + "/metrics")
+            resp = await self.client().get(self.server_root + "/metrics")
         except httpx.HTTPError as e:
             raise transport_error(e, self.name) from None
         if resp.status_code >= 400:

@@ -44,7 +44,7 @@ async def test_discovery_routing_chat_and_stream(legion: tuple[Legion, FakeOpenA
     lg, fake = legion
     provider = lg.registry.get("gpu")
     assert isinstance(provider, VLLMProvider) and provider.tier == "fleet"
-    assert provider.client.timeout.read == 42.0 and provider.total_timeout == 99.0  # llm.timeouts
+    assert provider.client().timeout.read == 42.0 and provider.total_timeout() == 99.0  # llm.timeouts
     assert (await lg.discovery.refresh("gpu")) == {"gpu": True}
     models = {m.id: m for m in lg.registry.models("gpu")}
     assert models["Qwen/Qwen3-8B"].context_window == 40960 and models["Qwen/Qwen3-8B"].available
