@@ -410,6 +410,7 @@ def _error_from(r: Any) -> LegionError:
 
     cls = {"refused": E.RequestRefused, "invalid_request": E.BadRequest, "bad_request": E.BadRequest,
            "no_provider": E.NoProviderAvailable, "escalation_exhausted": E.EscalationExhausted,
+           "context_overflow": E.ContextOverflow,
            "authentication": E.AuthenticationFailed}.get(kind)
     e = cls(msg) if cls is not None else LegionError(msg)
     e.status = r.status_code

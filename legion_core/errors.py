@@ -151,10 +151,18 @@ class RateLimited(ProviderError):
 
 
 class ContextOverflow(ProviderError):
-    """The prompt does not fit. A candidate with a larger window may still take it."""
+    """The prompt does not fit. From a provider: a candidate with a larger window may still take
+    it (failover). From the router (`decision` set, no failover): no candidate the request allows
+    has a window large enough, so the caller must send less; a 503 would invite useless retries."""
 
     kind = "context_overflow"
     status = 400
+
+    def __init__(self, message: str, *, decision: Any = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.decision = decision
+        if decision is not None:
+            self.failover = False
 
 
 class ContentPolicy(ProviderError):

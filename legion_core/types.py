@@ -22,6 +22,16 @@ TIERS: tuple[str, ...] = ("local", "fleet", "openai_compat", "cloud", "frontier"
 CLOUD_TIERS: frozenset[str] = frozenset({"cloud", "frontier"})
 Capability = Literal["tools", "vision", "json", "thinking", "embeddings", "streaming"]
 StopReason = Literal["end_turn", "max_tokens", "tool_use", "stop_sequence", "error"]
+#: The virtual model the gateway advertises in /v1/models for "let Legion choose".
+AUTO_MODEL = "legion/auto"
+#: Every model name that means "let Legion choose" (compared stripped and lower-cased). The one
+#: definition for the Python API, the router, the cache key and every gateway dialect.
+AUTO_MODELS: frozenset[str] = frozenset({AUTO_MODEL, "auto", "legion", "legion-auto", "default", ""})
+
+
+def is_auto_model(name: str | None) -> bool:
+    """True when `name` asks Legion to route (None, or one of `AUTO_MODELS` in any case)."""
+    return name is None or name in AUTO_MODELS or name.strip().lower() in AUTO_MODELS
 
 
 _ID_SEED = uuid.uuid4().hex[:12]  # per process: ids stay unique across gateway replicas
@@ -147,7 +157,7 @@ class ChatRequest(_Model):
 
     messages: list[Message]
     system: str | None = None
-    #: A concrete model id, `legion/auto`, or a routing alias. None means auto.
+    #: A concrete model id, a routing alias, or None / any of `AUTO_MODELS` (route for me).
     model: str | None = None
     tier: str | None = None
     provider: str | None = None

@@ -20,10 +20,7 @@ import orjson
 
 from legion_core.settings.models import CacheSettings
 from legion_core.store.db import Store
-from legion_core.types import ChatRequest, ChatResponse
-
-#: Model names that mean "let Legion choose" and so do not belong in the key.
-AUTO_MODELS = frozenset({"", "auto", "legion", "legion/auto", "legion-auto", "default"})
+from legion_core.types import ChatRequest, ChatResponse, is_auto_model
 
 _KEY_FIELDS = ("system", "tools", "tool_choice", "temperature", "top_p", "max_tokens", "stop",
                "response_format", "thinking", "provider", "tier")
@@ -39,7 +36,7 @@ def cache_key(request: ChatRequest) -> str:
         if v in (None, [], {}, False):
             continue
         doc[f] = [t.model_dump(mode="json") for t in v] if f == "tools" else v
-    if request.model and request.model not in AUTO_MODELS:
+    if not is_auto_model(request.model):  # "route for me" in any spelling: one key
         doc["model"] = request.model
     if request.intent.capability:  # asking for "reasoning" must not get a "basic" answer back
         doc["capability"] = request.intent.capability

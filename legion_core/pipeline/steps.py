@@ -25,6 +25,7 @@ from legion_core.types import (
     ChatResponse,
     Message,
     RoutingDecision,
+    is_auto_model,
 )
 
 if TYPE_CHECKING:
@@ -102,7 +103,7 @@ def normalize(req: ChatRequest, context: RequestContext | None = None) -> ChatRe
     if req.compress_level is not None and not 0 <= req.compress_level <= 3:
         raise BadRequest(f"compress_level must be 0-3, got {req.compress_level}")
     upd: dict[str, Any] = {}
-    if req.model is not None and req.model.strip().lower() in tier0.AUTO_MODELS:
+    if req.model is not None and is_auto_model(req.model):
         upd["model"] = None
     sys_parts = [m.text for m in req.messages if m.role == "system"]
     if sys_parts:

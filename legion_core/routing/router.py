@@ -21,13 +21,13 @@ from __future__ import annotations
 import datetime as dt
 import operator
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ConfigDict
 
-from legion_core.errors import NoProviderAvailable
+from legion_core.errors import ContextOverflow, NoProviderAvailable
 from legion_core.log import get_logger
 from legion_core.providers.base import Provider
 from legion_core.providers.registry import AUTO_PRIORITY, ProviderRegistry
@@ -45,11 +45,11 @@ from legion_core.types import (
     EmbedRequest,
     ModelInfo,
     RoutingDecision,
+    is_auto_model,
 )
 
 log = get_logger("legion.router")
 
-AUTO_MODELS = frozenset({"legion/auto", "auto", "legion", ""})
 #: Capabilities that rank candidates but never drop them (the pipeline has a prompt fallback).
 SOFT_CAPS = frozenset({"json"})
 #: Output tokens assumed for cost estimates when the request sets no `max_tokens`.
@@ -135,6 +135,8 @@ class _Routed:
     decision: RoutingDecision
     viable: list[_Cand]
     costs: dict[int, float]
+    #: Set when nothing is viable because no window the request may use is large enough.
+    overflow: str | None = None
 
 
 class Router:
@@ -197,15 +199,22 @@ class Router:
                 elif start == end:
                     out.append(f"{where}: schedule.hours {list(sch.hours)} is empty: the rule never matches")
         for name, alias in self.settings.aliases.items():
+            if is_auto_model(name):
+                out.append(f"llm.routing.aliases.{name}: {name!r} already means \"route for me\" (like "
+                           "legion/auto), so this alias is never used; rename it")
+                continue
             check(f"llm.routing.aliases.{name}", alias.tier, alias.provider)
         return out
 
     # ================================================================ public API
     def decide(self, request: ChatRequest, *, exclude: frozenset[str] = frozenset()) -> RoutingDecision:
-        """The decision the pipeline acts on. Raises `NoProviderAvailable` (with the decision)."""
+        """The decision the pipeline acts on. Raises `ContextOverflow` when the request fits no
+        window it may use, else `NoProviderAvailable` when nothing is viable (both with the decision)."""
         routed = self._route(request, exclude, commit=True)
         d = routed.decision
         if d.provider is None:
+            if routed.overflow is not None:
+                raise ContextOverflow(routed.overflow, decision=d)
             raise NoProviderAvailable(_none_message(d), decision=d)
         return d
 
@@ -264,6 +273,15 @@ class Router:
             complexity=None, signals={}, estimated_tokens=tokens, candidates=cands, compress_level=0,
             decision_us=(time.perf_counter() - t0) * 1e6)
         if first is None:
+            disabled = self._disabled_tiers
+            largest = _largest_too_small(self._embed, longest, lambda c: not (
+                (target is not None and not target.accepts(c)) or c.tier in disabled or (c.cloud and strict)
+                or c.discovery_drop is not None))
+            if largest is not None:
+                raise ContextOverflow(
+                    f"an input of ~{longest} tokens fits no embedding model: the largest context window "
+                    f"is {largest} (Legion keeps 10% headroom); split the input into smaller pieces",
+                    decision=d)
             raise NoProviderAvailable(_none_message(d, what="embedding model"), decision=d)
         return d
 
@@ -405,7 +423,7 @@ class Router:
         """The caller's explicit choice (model, `provider/model`, alias, provider, tier), or None."""
         t_tier, t_prov, t_model = tier, provider, None
         labels = []
-        if model and model not in AUTO_MODELS:
+        if model is not None and not is_auto_model(model):
             alias = self.settings.aliases.get(model)
             if alias is not None:
                 labels.append(f"alias {model!r}")
@@ -650,14 +668,31 @@ class Router:
             rule_name = target_rule.name
         reason = _reason(chosen, explicit, target_rule, first[0][0] if first else None, preferred,
                          complexity, effective, strategy, intent.capability)
+        overflow = None
         if chosen is None:
             reason = f"no viable candidate ({len(dropped)} considered, all dropped)"
+            disabled_tiers = self._disabled_tiers
+
+            def allowed(c: _Cand) -> bool:  # by the request's own choices and the catalog, not by health
+                return not ((allow is not None and c.pname not in allow)
+                            or (explicit is not None and not explicit.accepts(c)) or c.tier in disabled_tiers
+                            or (c.cloud and (strict or never_cloud is not None)) or c.discovery_drop is not None
+                            or (max_idx is not None and c.tidx > max_idx) or (free_only and not c.free)
+                            or bool(hard_caps and not hard_caps <= c.caps))
+
+            largest = _largest_too_small((c for _, cs_ in groups for c in cs_), need, allowed)
+            if largest is not None:
+                mt = request.max_tokens
+                overflow = (f"the request needs ~{need} tokens (~{tokens} of input"
+                            + (f" + max_tokens {mt}" if mt else "") + f") but the largest context window is "
+                            f"{largest} (Legion keeps 10% headroom); shorten the input"
+                            + (" or lower max_tokens" if mt else ""))
         d = _decision(
             provider=chosen.pname if chosen else None, model=chosen.mid if chosen else None,
             tier=chosen.tier if chosen else None, rule=rule_name, strategy=strategy, reason=reason,
             complexity=round(complexity, 4), signals=signals, estimated_tokens=tokens, candidates=cands,
             compress_level=int(compress or 0), decision_us=round((time.perf_counter() - t0) * 1e6, 1))
-        return _Routed(d, [v[1] for v in viable], {id(v[1]): v[4] for v in viable})
+        return _Routed(d, [v[1] for v in viable], {id(v[1]): v[4] for v in viable}, overflow)
 
     def _candidate_score(self, c: _Cand, score: float, rule: str | None, dropped: str | None) -> CandidateScore:
         """Candidates are values: identical ones are shared between decisions (and frozen)."""
@@ -760,6 +795,20 @@ def _reason(c: _Cand | None, explicit: _Target | None, rule: CompiledRule | None
     if c.tier != preferred and explicit is None and not (rule is not None and group in (0, 1)):
         head += f"; nothing viable in {preferred}, next tier {c.tier}"
     return f"{head}; {strategy}: {c.pname}/{c.mid}"
+
+
+def _largest_too_small(cands: Iterable[_Cand], need: int, allowed: Callable[[_Cand], bool]) -> int | None:
+    """The largest window among the allowed candidates when every one of them is too small for
+    `need` tokens; None when one would fit (or none is allowed). Outages, circuits, memory and
+    exclusions are not the request's fault: a model they hide that would fit makes it no overflow."""
+    largest = 0
+    for c in cands:
+        if not allowed(c):
+            continue
+        if not c.limit or need <= c.limit:
+            return None
+        largest = max(largest, c.model.context_window)
+    return largest or None
 
 
 def _none_message(d: RoutingDecision, what: str = "candidate") -> str:

@@ -34,9 +34,9 @@ from legion_core.types import (
     ToolUseBlock,
     Usage,
     UsageChunk,
+    is_auto_model,
 )
 
-AUTO_MODEL = "legion/auto"
 STOP = {"end_turn": "end_turn", "max_tokens": "max_tokens", "tool_use": "tool_use",
         "stop_sequence": "stop_sequence", "error": "end_turn"}
 
@@ -225,7 +225,7 @@ def to_internal(body: MessagesRequest, *, request_id: str, intent_header: str | 
     fields: dict[str, Any] = {
         "messages": convert_messages(body.messages),
         "request_id": request_id,
-        "model": None if body.model in (AUTO_MODEL, "auto") else body.model,
+        "model": None if is_auto_model(body.model) else body.model,
         "max_tokens": body.max_tokens,
         "stream": bool(body.stream),
         "intent": hints.build_intent(intent_header, body.legion),

@@ -46,11 +46,18 @@ from legion_core.server.errors import (
 )
 from legion_core.server.metrics import Metrics
 from legion_core.server.streaming import SSEResponse, StreamOutcome
-from legion_core.types import TIERS, ChatRequest, EmbedRequest, Message, RouteChunk
+from legion_core.types import (
+    AUTO_MODEL,
+    TIERS,
+    ChatRequest,
+    EmbedRequest,
+    Message,
+    RouteChunk,
+    is_auto_model,
+)
 
 log = get_logger("legion.gateway")
 
-AUTO = frozenset({"legion/auto", "auto"})
 #: Endpoints whose rejected requests get an audit row (the ones that would reach a model).
 AUDITED = frozenset({"chat_completions", "embeddings", "messages", "chat", "inference"})
 _RID_OK = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -177,7 +184,7 @@ class Gateway:
         if tier is not None and tier not in TIERS:
             raise bad_request(f"legion.tier: unknown tier {tier!r}; use one of {', '.join(TIERS)}",
                               param="legion.tier")
-        if not model or model in AUTO or model in self.aliases:
+        if is_auto_model(model) or model in self.aliases:
             return
         if model in self.known_models() or reg.find_model(model):
             return
@@ -378,7 +385,7 @@ async def openai_embeddings(gw: Gateway, request: Request, raw: bytes, call: Cal
     gw.check_target(body.model, ext.provider if ext else None, ext.tier if ext else None)
     texts = oa.embed_input(body)
     ereq = EmbedRequest(
-        input=texts, model=None if body.model in AUTO else body.model,
+        input=texts, model=None if is_auto_model(body.model) else body.model,
         provider=ext.provider if ext else None, tier=ext.tier if ext else None,
         intent=hints.build_intent(call.h.get("x-legion-intent"), ext),
         caller=caller_for(call, request, ext.caller if ext else None), request_id=call.rid)
@@ -392,7 +399,7 @@ async def openai_embeddings(gw: Gateway, request: Request, raw: bytes, call: Cal
 
 
 def _catalog(gw: Gateway) -> list[tuple[str, str]]:
-    seen: dict[str, str] = {"legion/auto": "legion"}
+    seen: dict[str, str] = {AUTO_MODEL: "legion"}
     for a in sorted(gw.aliases):
         seen.setdefault(a, "legion")
     for m in gw.legion.registry.catalog():
@@ -423,7 +430,7 @@ async def openai_models(gw: Gateway, request: Request, raw: bytes, call: Call) -
 async def openai_model(gw: Gateway, request: Request, raw: bytes, call: Call) -> Response:
     mid = request.path_params["model_id"]
     shape = an.model_json if _anthropic_client(call) else oa.model_json
-    if mid in AUTO or mid in gw.aliases:
+    if is_auto_model(mid) or mid in gw.aliases:
         return JSONBytes(orjson.dumps(shape(mid, "legion")))
     found = gw.legion.registry.find_model(mid)
     if not found:
@@ -464,7 +471,7 @@ def _native_request(gw: Gateway, request: Request, raw: bytes, call: Call, strea
     if "request_id" in creq.model_fields_set:
         call.rid = request_id(creq.request_id)
     creq.request_id = call.rid
-    if creq.model in AUTO:
+    if is_auto_model(creq.model):
         creq.model = None
     h = call.h
     if "intent" not in creq.model_fields_set and h.get("x-legion-intent"):

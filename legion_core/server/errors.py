@@ -112,10 +112,11 @@ def describe(exc: BaseException, request_id: str) -> ErrorInfo:
         extra: dict[str, Any] = {}
         if isinstance(exc, NoProviderAvailable):
             status, kind = _all_failed_alike(exc, status, kind)
-            if exc.decision is not None:
-                dump = getattr(exc.decision, "model_dump", None)
-                if dump is not None:
-                    extra["decision"] = dump(mode="json")
+        decision = getattr(exc, "decision", None)  # NoProviderAvailable, the router's ContextOverflow
+        if decision is not None:
+            dump = getattr(decision, "model_dump", None)
+            if dump is not None:
+                extra["decision"] = dump(mode="json")
         if status >= 500 and kind in ("internal", "settings", "secret", "plugin"):
             message = f"internal error (request id {request_id}); the gateway log has the details"
             return ErrorInfo(500, "internal", message, code="internal_error")

@@ -33,9 +33,9 @@ from legion_core.types import (
     ToolUseBlock,
     Usage,
     UsageChunk,
+    is_auto_model,
 )
 
-AUTO_MODEL = "legion/auto"
 FINISH = {"end_turn": "stop", "max_tokens": "length", "tool_use": "tool_calls",
           "stop_sequence": "stop", "error": "stop"}
 
@@ -301,7 +301,7 @@ def to_internal(body: ChatCompletionRequest, *, request_id: str, intent_header: 
     fields: dict[str, Any] = {"messages": messages, "request_id": request_id}
     if system:
         fields["system"] = "\n\n".join(system)
-    fields["model"] = None if body.model in (AUTO_MODEL, "auto") else body.model
+    fields["model"] = None if is_auto_model(body.model) else body.model
     if body.tools:
         fields["tools"] = [ToolSpec(
             name=t.function.name, description=t.function.description or "",

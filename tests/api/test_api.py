@@ -6,7 +6,7 @@ import threading
 import pytest
 
 import legion_core
-from legion_core.errors import BadRequest
+from legion_core.errors import BadRequest, ContextOverflow
 from legion_core.pipeline.structured import StructuredOutputInvalid
 from legion_core.types import text_request
 from tests.pipeline.pipeline_fakes import provider
@@ -66,6 +66,26 @@ def test_chat_routing_kwargs_and_intent_shortcuts(boot, script):
                          capability="reasoning")
     assert r.tier not in ("cloud", "frontier"), "privacy=strict never reaches the cloud"
     assert legion_core.chat(message=Q, provider="fro").provider == "fro"
+
+
+@pytest.mark.parametrize("name", ["legion/auto", "auto", "default", "legion-auto", "Legion/Auto", " DEFAULT "])
+def test_every_auto_model_name_routes(boot, script, name):
+    boot()
+    r = legion_core.chat(message=Q, model=name, cache=False)
+    assert (r.provider, r.routing.provider) == ("loc", "loc")
+    assert not any("request asks for" in (c.dropped or "") for c in r.routing.candidates)
+
+
+def test_a_request_no_model_can_hold_raises_context_overflow(boot, script):
+    lg = boot()
+    with pytest.raises(ContextOverflow, match="largest context window is 32000") as ei:
+        legion_core.chat(message=Q, max_tokens=100_000)
+    assert ei.value.status == 400 and ei.value.decision.provider is None
+    assert script.total() == 0
+    lg.pipeline.writer.flush()
+    with lg.store.lock:
+        row = lg.store.conn.execute("SELECT status, error FROM audit ORDER BY ts DESC LIMIT 1").fetchone()
+    assert row[0] == "error" and row[1].startswith("context_overflow:")
 
 
 @pytest.mark.parametrize("kw,msg", [

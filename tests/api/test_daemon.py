@@ -4,7 +4,7 @@ is down, ask() falls back to in-process routing. The "gateway" is a real aiohttp
 from aiohttp import web
 
 import legion_core
-from legion_core.errors import RequestRefused
+from legion_core.errors import ContextOverflow, RequestRefused
 from legion_core.testing.fakes.base import FakeServer, _free_port
 from legion_core.types import ChatRequest, ChatResponse, TextBlock
 
@@ -14,6 +14,7 @@ class TinyGateway(FakeServer):
         super().__init__()
         self.healthy = True
         self.refuse = False
+        self.overflow = False
 
     def routes(self, app):
         async def health(request):
@@ -28,6 +29,9 @@ class TinyGateway(FakeServer):
             if self.refuse:
                 return web.json_response({"error": {"kind": "refused", "message": "budget spent",
                                                     "status": 403}}, status=403)
+            if self.overflow:
+                return web.json_response({"error": {"kind": "context_overflow", "status": 400,
+                                                    "message": "the largest context window is 8192"}}, status=400)
             resp = ChatResponse(provider="gw", model="gw-model", tier="fleet", request_id=req.request_id,
                                 content=[TextBlock(text=f"gateway says: {req.last_user_text()}")])
             return web.Response(body=resp.model_dump_json(), content_type="application/json")
@@ -74,6 +78,19 @@ def test_gateway_errors_surface_typed(boot, script):
             assert "budget spent" in str(e) and e.status == 403
         else:  # pragma: no cover
             raise AssertionError("expected RequestRefused")
+        assert script.total() == 0
+
+
+def test_gateway_context_overflow_surfaces_as_in_process(boot, script):
+    with TinyGateway() as gw:
+        gw.overflow = True
+        boot(daemon={"enabled": True, "url": gw.url})
+        try:
+            legion_core.ask("hi", max_tokens=10**6)
+        except ContextOverflow as e:
+            assert "largest context window" in str(e) and e.status == 400
+        else:  # pragma: no cover
+            raise AssertionError("expected ContextOverflow")
         assert script.total() == 0
 
 

@@ -40,7 +40,19 @@ async def test_answer_determining_fields_miss(make_legion, script, change):
 
 
 async def test_auto_model_names_share_a_key():
-    assert tier0.cache_key(text_request(Q, model="legion/auto")) == tier0.cache_key(text_request(Q))
+    names = ["legion/auto", "auto", "default", "legion", "legion-auto", "", " Legion/Auto ", "Default"]
+    keys = {tier0.cache_key(text_request(Q, model=n)) for n in names}
+    assert keys == {tier0.cache_key(text_request(Q))}
+    assert tier0.cache_key(text_request(Q, model="cld/big")) not in keys
+
+
+@pytest.mark.parametrize("first,second", [("auto", "default"), ("default", "legion/auto"),
+                                          ("Legion/Auto", "auto")])
+async def test_auto_model_names_hit_each_others_cache_entry(make_legion, script, first, second):
+    lg = await make_legion()
+    await lg.pipeline.chat(text_request(Q, model=first))
+    r = await lg.pipeline.chat(text_request(Q, model=second))
+    assert r.cache_hit and script.total() == 1
 
 
 async def test_per_request_bypass(make_legion, script):

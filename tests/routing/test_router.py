@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from legion_core.errors import NoProviderAvailable
+from legion_core.errors import ContextOverflow, NoProviderAvailable
 from legion_core.hookspecs import hookimpl
 from legion_core.hooktypes import ProviderSignal
 from legion_core.types import (
+    AUTO_MODELS,
     EmbedRequest,
     ImageBlock,
     Intent,
@@ -16,6 +17,7 @@ from legion_core.types import (
     ModelInfo,
     TextBlock,
     ToolSpec,
+    is_auto_model,
     text_request,
 )
 from tests.routing.routing_fakes import ALL_TIERS
@@ -138,6 +140,55 @@ def test_max_tokens_counts_against_the_window(make_router):
     assert r.decide(text_request("hi", max_tokens=4000)).provider == "openai"
 
 
+def test_a_request_no_window_can_hold_is_a_context_overflow_not_an_outage(make_router):
+    r = make_router(ALL_TIERS).router
+    with pytest.raises(ContextOverflow) as ei:
+        r.decide(text_request("hi", max_tokens=500_000))
+    e = ei.value
+    assert (e.status, e.kind, e.failover) == (400, "context_overflow", False)
+    assert "largest context window is 200000" in str(e) and "max_tokens" in str(e)
+    assert e.decision is not None and e.decision.provider is None
+    assert len(e.decision.candidates) == 6
+    assert all(c.dropped.startswith("context window") for c in e.decision.candidates)
+    # explain still answers, without raising
+    assert r.explain(text_request("hi", max_tokens=500_000)).provider is None
+
+
+@pytest.mark.parametrize("kw", [
+    {"model": "tiny"},  # the model asked for is too small; the others were not asked for
+    {"provider": "local"},
+    {"intent": Intent(privacy="strict")},  # local and fleet too small, the cloud not allowed
+    {"constraints": {"max_tier": "fleet"}},
+    {"tools": [ToolSpec(name="t")], "intent": Intent(privacy="strict")},  # local lacks tools, fleet too small
+])
+def test_context_overflow_among_the_candidates_the_request_allows(make_router, kw):
+    r = make_router(ALL_TIERS).router
+    with pytest.raises(ContextOverflow):
+        r.decide(text_request("hi", max_tokens=100_000, **kw))
+
+
+def test_a_big_enough_model_that_is_down_is_an_outage_not_an_overflow(make_router):
+    b = make_router(ALL_TIERS)
+    b.registry.set_reachable("anthropic", False, "connection refused")
+    b.health.record_failure("frontier", "unavailable", retry_after=600)
+    with pytest.raises(NoProviderAvailable) as ei:  # 503: sonnet and opus fit, retrying may work
+        b.router.decide(text_request("hi", max_tokens=150_000))
+    assert "context window" in str(ei.value) and "unreachable" in str(ei.value)
+
+
+def test_lacking_a_capability_everywhere_is_not_an_overflow(make_router):
+    r = make_router({"local": {"type": "ollama"}}).router
+    with pytest.raises(NoProviderAvailable):
+        r.decide(text_request("hi", tools=[ToolSpec(name="t")], max_tokens=100_000))
+
+
+def test_embedding_input_no_window_can_hold_is_a_context_overflow(make_router):
+    r = make_router(ALL_TIERS).router
+    with pytest.raises(ContextOverflow) as ei:
+        r.decide_embed(EmbedRequest(input=["word " * 40_000]))
+    assert ei.value.status == 400 and ei.value.decision is not None
+
+
 def test_discovery_drops_models_the_provider_does_not_have(make_router):
     b = make_router({"local": {"type": "ollama", "models": {"other": {"context_window": 8192}}},
                      "openai": {"type": "openai"}})
@@ -234,10 +285,27 @@ def test_explicit_model_provider_tier_override_rules(make_router):
     assert dropped(d)["local/tiny"] == "request asks for tier 'cloud'"
 
 
-def test_auto_model_names_mean_route(make_router):
+AUTO_NAMES = ["legion/auto", "auto", "legion", "legion-auto", "default", "", " Legion/Auto ", "DEFAULT"]
+
+
+@pytest.mark.parametrize("name", AUTO_NAMES)
+def test_auto_model_names_mean_route(make_router, name):
     r = make_router(ALL_TIERS).router
-    assert r.decide(text_request(SIMPLE, model="legion/auto")).provider == "local"
-    assert r.decide(text_request(SIMPLE, model=None)).provider == "local"
+    d = r.decide(text_request(SIMPLE, model=name))
+    assert d == r.decide(text_request(SIMPLE, model=None)).model_copy(update={"decision_us": d.decision_us})
+    assert (d.provider, d.model) == ("local", "tiny")
+    assert not any("request asks for" in (c.dropped or "") for c in d.candidates)
+
+
+@pytest.mark.parametrize("name", [*AUTO_NAMES, None])
+def test_is_auto_model_is_one_case_insensitive_set(name):
+    assert is_auto_model(name)
+    assert name is None or name.strip().lower() in AUTO_MODELS
+
+
+@pytest.mark.parametrize("name", ["gpt-4o", "auto-1", "legion/autox", "tiny", "local/tiny", "defaults"])
+def test_concrete_model_names_are_not_auto(name):
+    assert not is_auto_model(name)
 
 
 def test_unknown_model_is_a_clear_error(make_router):

@@ -216,3 +216,11 @@ def test_targets_that_point_at_nothing_are_reported(make_router):
         "llm.routing.rules.4 (bad-hours): schedule.hours [9, 25] must be within 0..24",
         "llm.routing.aliases.fast: tier 'locl' is not one of local, fleet, openai_compat, cloud, frontier",
     ]
+
+
+def test_an_alias_named_like_auto_is_reported_and_does_not_route(make_router):
+    b = make_router(ALL_TIERS, routing={"aliases": {"Default": {"tier": "frontier"}, "best": {"tier": "frontier"}}})
+    assert b.router.config_warnings() == [
+        "llm.routing.aliases.Default: 'Default' already means \"route for me\" (like legion/auto), "
+        "so this alias is never used; rename it"]
+    assert b.router.decide(text_request("What day comes after Tuesday?", model="Default")).tier == "local"

@@ -75,6 +75,55 @@ def test_alias_routes_like_a_model(serve_legion):
     assert "fast" in ids
 
 
+AUTO_NAMES = ["legion/auto", "auto", "default", "legion", "legion-auto", "Legion/Auto", " DEFAULT "]
+
+
+@pytest.mark.parametrize("name", AUTO_NAMES)
+def test_every_auto_model_name_routes_in_every_dialect(http, rec, name):
+    text = [{"role": "user", "content": "hi"}]
+    calls = [
+        (CHAT, {"model": name, "messages": text}, {}),
+        ("/v1/messages", {"model": name, "messages": text, "max_tokens": 5}, {"anthropic-version": "2023-06-01"}),
+        ("/api/llm/chat", {"model": name, "messages": text}, {}),
+        ("/v1/embeddings", {"model": name, "input": ["hi"]}, {}),
+    ]
+    for path, body, headers in calls:
+        r = http.post(path, json=body, headers={"cache-control": "no-cache", **headers})
+        assert r.status_code == 200, (path, r.text)
+        assert r.headers["x-legion-provider"] == "gw", path
+    assert len(rec.requests) == 3 and all(req.model is None for _, _, req in rec.requests)
+    got = http.get(f"/v1/models/{name.strip()}")
+    assert got.status_code == 200 and got.json()["owned_by"] == "legion"
+
+
+def test_models_list_advertises_only_legion_auto(http):
+    ids = [m["id"] for m in http.get("/v1/models").json()["data"]]
+    assert ids[0] == "legion/auto" and "gw-model" in ids
+    assert not {"auto", "default", "legion", "legion-auto"} & set(ids)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_request_no_model_can_hold_is_a_400_in_the_callers_dialect(http, rec, stream):
+    text = [{"role": "user", "content": "hi"}]
+    big = 200_000  # gw-model's window is 100000
+    oa = http.post(CHAT, json={"model": "default", "messages": text, "max_tokens": big, "stream": stream})
+    assert oa.status_code == 400, oa.text
+    err = oa.json()["error"]
+    assert (err["type"], err["code"]) == ("invalid_request_error", "context_overflow")
+    assert "largest context window is 100000" in err["message"]
+    an = http.post("/v1/messages", json={"model": "legion/auto", "messages": text, "max_tokens": big,
+                                         "stream": stream}, headers={"anthropic-version": "2023-06-01"})
+    assert an.status_code == 400, an.text
+    assert an.json()["type"] == "error" and an.json()["error"]["type"] == "invalid_request_error"
+    assert "context window" in an.json()["error"]["message"]
+    native = http.post("/api/llm/inference" if stream else "/api/llm/chat",
+                       json={"messages": text, "max_tokens": big})
+    assert native.status_code == 400, native.text
+    nerr = native.json()["error"]
+    assert nerr["kind"] == "context_overflow" and nerr["decision"]["candidates"][0]["dropped"]
+    assert rec.requests == []  # no provider was called
+
+
 # ------------------------------------------------------------------ bad input
 @pytest.mark.parametrize(("path", "body", "status", "needle"), [
     (CHAT, b"{not json", 400, "malformed JSON"),
