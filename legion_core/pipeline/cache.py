@@ -20,17 +20,26 @@ import orjson
 
 from legion_core.settings.models import CacheSettings
 from legion_core.store.db import Store
-from legion_core.types import ChatRequest, ChatResponse, is_auto_model
+from legion_core.types import ChatRequest, ChatResponse, Message, is_auto_model
 
 _KEY_FIELDS = ("system", "tools", "tool_choice", "temperature", "top_p", "max_tokens", "stop",
                "response_format", "thinking", "provider", "tier")
 
 
+def _message_doc(m: Message) -> dict[str, Any]:
+    """`m.model_dump(mode="json", exclude_none=True)`; built by hand for plain-text messages
+    (the common case, at a fraction of pydantic's cost). Keys must not change: they are stored."""
+    if type(m.content) is str:
+        d: dict[str, Any] = {"role": m.role, "content": m.content}
+        if m.name is not None:
+            d["name"] = m.name
+        return d
+    return m.model_dump(mode="json", exclude_none=True)
+
+
 def cache_key(request: ChatRequest) -> str:
     """sha256 of the request's answer-determining fields, canonically serialized."""
-    doc: dict[str, Any] = {
-        "messages": [m.model_dump(mode="json", exclude_none=True) for m in request.messages],
-    }
+    doc: dict[str, Any] = {"messages": [_message_doc(m) for m in request.messages]}
     for f in _KEY_FIELDS:
         v = getattr(request, f)
         if v in (None, [], {}, False):

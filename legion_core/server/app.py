@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -54,6 +53,7 @@ from legion_core.types import (
     Message,
     RouteChunk,
     is_auto_model,
+    new_id,
 )
 
 log = get_logger("legion.gateway")
@@ -235,6 +235,10 @@ class Gateway:
         pending: list[Any] = []
         if isinstance(first, RouteChunk):
             route = first
+            # The pipeline announces the route once the provider's first delta is in hand, and
+            # yields that delta right after: send it with the headers, in one write.
+            with contextlib.suppress(StopAsyncIteration):
+                pending.append(await agen.__anext__())
         else:  # a pipeline that did not announce its route: headers from the request
             route = RouteChunk(provider="", model=creq.model or "", tier="")
             pending.append(first)
@@ -311,7 +315,7 @@ def parse(model_cls: Any, body: bytes) -> Any:
 def request_id(header: str | None) -> str:
     if header and _RID_OK.match(header):
         return header
-    return "req_" + os.urandom(12).hex()
+    return new_id("req")
 
 
 def headers_of(scope: Any) -> dict[str, str]:

@@ -3,7 +3,7 @@
 import pytest
 
 from legion_core.pipeline import cache as tier0
-from legion_core.types import ToolSpec, text_request
+from legion_core.types import Message, TextBlock, ToolSpec, text_request
 
 Q = "What day comes after Tuesday?"
 
@@ -124,3 +124,14 @@ async def test_cache_hit_is_audited(make_legion, script):
     rows = lg.pipeline.audit.recent(2)
     assert [r["cache_hit"] for r in rows] == [1, 0]
     assert rows[0]["tier"] == "tier-0" and rows[0]["input_tokens"] == 0
+
+
+@pytest.mark.parametrize("message", [
+    Message(role="user", content="What day follows Tuesday?"),
+    Message(role="user", content="hi", name="alice"),
+    Message(role="assistant", content=""),
+    Message(role="user", content=[TextBlock(text="look"), TextBlock(text="again")]),
+])
+def test_message_key_document_is_pydantics_dump(message: Message) -> None:
+    """Cache keys are stored: the hand-built document for plain text must be exactly pydantic's."""
+    assert tier0._message_doc(message) == message.model_dump(mode="json", exclude_none=True)
