@@ -605,6 +605,25 @@ ROUTES: list[tuple[str, str, str, str, Handler, dict[str, Any]]] = [
 ]
 
 
+class GatewayApp(Starlette):
+    """Starlette, plus a fast lane: a request for one of the fixed-path endpoints goes straight
+    to it, skipping Starlette's middleware stack and route matching (about 5% of a routed
+    request's CPU). That is safe because every endpoint already turns any exception into an
+    error in its caller's dialect; everything else (path parameters, 404/405) takes the full stack."""
+
+    fast_lane: dict[tuple[str, str], Callable[[Request], Awaitable[Response]]] = {}
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            endpoint = self.fast_lane.get((scope["method"], scope["path"]))
+            if endpoint is not None:
+                scope["app"] = self
+                response = await endpoint(Request(scope, receive, send))
+                await response(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(legion: Any, *, manage_lifecycle: bool = True, background_boot: bool = False) -> Starlette:
     """The gateway as an ASGI app.
 
@@ -636,10 +655,11 @@ def create_app(legion: Any, *, manage_lifecycle: bool = True, background_boot: b
             if manage_lifecycle:
                 await gw.shutdown()
 
-    routes = [Route(path, _endpoint(dialect, name, handler, **opts), methods=[method])
-              for path, method, dialect, name, handler, opts in ROUTES]
-    app = Starlette(routes=routes, lifespan=lifespan,
-                    exception_handlers={404: _http_error, 405: _http_error})
+    endpoints = [(path, method, _endpoint(dialect, name, handler, **opts))
+                 for path, method, dialect, name, handler, opts in ROUTES]
+    app = GatewayApp(routes=[Route(path, ep, methods=[method]) for path, method, ep in endpoints],
+                     lifespan=lifespan, exception_handlers={404: _http_error, 405: _http_error})
+    app.fast_lane = {(method, path): ep for path, method, ep in endpoints if "{" not in path}
     app.state.gateway = gw
     if legion.started():
         gw.configure()
