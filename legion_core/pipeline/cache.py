@@ -26,6 +26,9 @@ _KEY_FIELDS = ("system", "tools", "tool_choice", "temperature", "top_p", "max_to
                "response_format", "thinking", "provider", "tier")
 
 
+_NOT_CACHED = {"attempts", "escalation_history", "routing"}
+
+
 def _message_doc(m: Message) -> dict[str, Any]:
     """`m.model_dump(mode="json", exclude_none=True)`; built by hand for plain-text messages
     (the common case, at a fraction of pydantic's cost). Keys must not change: they are stored."""
@@ -126,8 +129,8 @@ class ResponseCache:
         ttl = self.settings.ttl_seconds if ttl is None else ttl
         now = time.time()
         expires = now + ttl
-        doc = response.model_copy(update={"attempts": [], "escalation_history": [], "routing": None})
-        raw = doc.model_dump_json()
+        # how this answer was routed is not part of it: a hit gets its own tier-0 routing
+        raw = response.model_dump_json(exclude=_NOT_CACHED)
         self._remember(key, (expires, raw))
         sql = "INSERT OR REPLACE INTO cache (key, response, created, expires, hits) VALUES (?, ?, ?, ?, 0)"
         if self.writer is not None:
