@@ -1,4 +1,5 @@
-"""The Anthropic Messages API as a Legion provider: direct HTTP over one pooled aiohttp-backed client."""
+"""The Anthropic Messages API as a Legion provider: direct HTTP over the provider's pool (aiohttp's
+client for messages, httpx for the calls off the hot path)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from legion_core.errors import (
     SettingsError,
     StreamInterrupted,
 )
+from legion_core.providers.http import TRANSPORT_ERRORS
 from legion_core.providers.pool import PooledProvider
 from legion_core.settings.models import ProviderSettings
 from legion_core.types import (
@@ -123,6 +125,21 @@ class AnthropicProvider(PooledProvider):
     async def _raise_for(self, resp: httpx.Response) -> None:
         raise self._error_from(resp.status_code, await resp.aread(), resp.headers)
 
+    def _transport(self, e: BaseException) -> ProviderError:
+        return from_transport(e, provider=self.name, url=self.base_url or "")
+
+    async def _post(self, payload: bytes, headers: dict[str, str] | None) -> tuple[int, Any, bytes]:
+        """POST /v1/messages and read the whole answer: (status, headers, raw body)."""
+        try:
+            resp = await self.pool().post("/v1/messages", payload, headers)
+            try:
+                raw = await resp.read()
+            finally:
+                resp.release()
+        except TRANSPORT_ERRORS as e:
+            raise self._transport(e) from None
+        return resp.status, resp.headers, raw
+
     def _error_from(self, status: int, raw: bytes, headers: Any) -> ProviderError:
         try:
             body: Any = orjson.loads(raw)
@@ -134,18 +151,15 @@ class AnthropicProvider(PooledProvider):
     async def chat(self, request: ChatRequest, model: str) -> ChatResponse:
         t0 = time.perf_counter()
         payload = orjson.dumps(self._body(request, model, stream=False))
-        try:
-            resp, raw = await self._bounded(self.pool().read("POST", "/v1/messages", payload,
-                                                             self._request_headers(request)))
-        except httpx.HTTPError as e:
-            raise from_transport(e, provider=self.name, url=self.base_url or "") from None
-        if resp.status_code != 200:
-            raise self._error_from(resp.status_code, raw, resp.headers)
+        call = self._post(payload, self._request_headers(request))
+        status, headers, raw = await (call if self.total_timeout() is None else self._bounded(call))
+        if status != 200:
+            raise self._error_from(status, raw, headers)
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError:
             raise ProviderUnavailable(f"{self.name}: upstream sent invalid JSON",
-                                      provider=self.name, upstream_status=resp.status_code) from None
+                                      provider=self.name, upstream_status=status) from None
         if data.get("stop_reason") == "refusal":
             raise ContentPolicy(f"{self.name}: the model refused on policy grounds", provider=self.name)
         out = response_from_wire(data, provider=self.name, tier=self.tier)
@@ -158,13 +172,13 @@ class AnthropicProvider(PooledProvider):
         payload = orjson.dumps(self._body(request, model, stream=True))
         yielded = False
         try:
-            resp = await self.pool().send("POST", "/v1/messages", payload, self._request_headers(request))
+            resp = await self.pool().post("/v1/messages", payload, self._request_headers(request))
             try:
-                if resp.status_code != 200:
-                    await self._raise_for(resp)
+                if resp.status != 200:
+                    raise self._error_from(resp.status, await resp.read(), resp.headers)
                 state = _StreamState()
                 dec = SSEDecoder()
-                async for raw in resp.aiter_raw():
+                async for raw in resp.content.iter_any():
                     for ev in dec.feed(raw):
                         for chunk in state.on_event(ev.event, ev.data, provider=self.name):
                             yielded = True
@@ -175,9 +189,9 @@ class AnthropicProvider(PooledProvider):
                 raise ProviderUnavailable(f"{self.name}: stream ended before message_stop",
                                           provider=self.name)
             finally:
-                await resp.aclose()
-        except httpx.HTTPError as e:
-            err: ProviderError = from_transport(e, provider=self.name, url=self.base_url or "")
+                resp.release()  # read to the end: back to the pool; abandoned: the connection closes
+        except TRANSPORT_ERRORS as e:
+            err = self._transport(e)
             if yielded:
                 raise StreamInterrupted(f"{self.name}: stream broke after it started ({err.kind})",
                                         provider=self.name) from None
@@ -206,7 +220,7 @@ class AnthropicProvider(PooledProvider):
             try:
                 resp = await self.client().get("/v1/models", params=params)
             except httpx.HTTPError as e:
-                raise from_transport(e, provider=self.name, url=self.base_url or "") from None
+                raise self._transport(e) from None
             if resp.status_code != 200:
                 raise self._error_from(resp.status_code, resp.content, resp.headers)
             page = orjson.loads(resp.content)
@@ -271,7 +285,7 @@ class AnthropicProvider(PooledProvider):
         try:
             resp = await self.client().post("/v1/messages/count_tokens", content=orjson.dumps(body))
         except httpx.HTTPError as e:
-            raise from_transport(e, provider=self.name, url=self.base_url or "") from None
+            raise self._transport(e) from None
         if resp.status_code != 200:
             await self._raise_for(resp)
         return int(orjson.loads(resp.content)["input_tokens"])

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp
 import httpx
+from aiohttp.http_exceptions import TransferEncodingError
 
 from legion_core.errors import (
     ContentPolicy,
@@ -49,18 +51,23 @@ def from_error(status: int | None, body: Any, *, provider: str, headers: Any = N
     return ProviderUnavailable(text, **kw)
 
 
+#: A connection that failed or broke, as opposed to a slow answer: refused, reset, closed early,
+#: a body cut short. aiohttp's (the hot path, `Pool.post`) and httpx's (discovery, health).
+_BROKEN: tuple[type[BaseException], ...] = (
+    ConnectionError, aiohttp.ClientOSError, aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError,
+    TransferEncodingError, httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError)
+
+
 def from_transport(exc: BaseException, *, provider: str, url: str) -> ProviderError:
-    """Connection-level failure. httpx-aiohttp reports a refused connection as ConnectTimeout, so
-    the underlying aiohttp/OS error decides between "unreachable" and "timed out"."""
+    """Connection-level failure. aiohttp's timeouts (`ServerTimeoutError`, `SocketTimeoutError`,
+    `ConnectionTimeoutError`) are `TimeoutError`s. httpx-aiohttp (off the hot path) reports a refused
+    connection as `ConnectTimeout`, so a broken connection underneath wins over "timed out"."""
     chain: list[BaseException] = []
     e: BaseException | None = exc
     while e is not None and len(chain) < 6:
         chain.append(e)
         e = e.__cause__ or e.__context__
-    names = {type(x).__name__ for x in chain}
-    broken = any(isinstance(x, ConnectionError) for x in chain) or bool(
-        names & {"ClientConnectorError", "ServerDisconnectedError", "ClientOSError", "ClientPayloadError",
-                 "ConnectError", "ReadError", "RemoteProtocolError", "TransferEncodingError"})
+    broken = any(isinstance(x, _BROKEN) for x in chain)
     timed_out = isinstance(exc, httpx.TimeoutException) or any(isinstance(x, TimeoutError) for x in chain)
     if timed_out and not broken:
         return ProviderTimeout(f"{provider}: upstream timed out ({url})", provider=provider)

@@ -1,5 +1,6 @@
 """Ollama's native API as a Legion provider: `/api/chat` (NDJSON streaming), `/api/embed`, and
-discovery of pulled/loaded models through `/api/tags`, `/api/show` and `/api/ps`."""
+discovery of pulled/loaded models through `/api/tags`, `/api/show` and `/api/ps`. POSTs (chat,
+embed, show) go through the pool's aiohttp client (`Pool.post`), GETs through its httpx client."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from legion_core.errors import (
     SettingsError,
     StreamInterrupted,
 )
+from legion_core.providers.http import TRANSPORT_ERRORS
 from legion_core.providers.pool import PooledProvider
 from legion_core.settings.models import ProviderSettings
 from legion_core.types import (
@@ -130,16 +132,20 @@ class OllamaProvider(PooledProvider):
 
     async def _post_json(self, path: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
         try:
-            resp, raw = await self.pool().read("POST", path, orjson.dumps(body), headers)
-        except httpx.HTTPError as e:
+            resp = await self.pool().post(path, orjson.dumps(body), headers)
+            try:
+                raw = await resp.read()
+            finally:
+                resp.release()
+        except TRANSPORT_ERRORS as e:
             raise self._transport(e) from None
-        if resp.status_code != 200:
-            raise self._error_from(resp.status_code, raw, resp.headers)
+        if resp.status != 200:
+            raise self._error_from(resp.status, raw, resp.headers)
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:
             raise ProviderUnavailable(f"{self.name}: upstream sent invalid JSON on {path}",
-                                      provider=self.name, upstream_status=resp.status_code) from None
+                                      provider=self.name, upstream_status=resp.status) from None
 
     async def _get_json(self, path: str, **kw: Any) -> Any:
         try:
@@ -162,8 +168,8 @@ class OllamaProvider(PooledProvider):
     # ------------------------------------------------------------------ operations
     async def chat(self, request: ChatRequest, model: str) -> ChatResponse:
         t0 = time.perf_counter()
-        data = await self._bounded(self._post_json("/api/chat", self._body(request, model, stream=False),
-                                                   self._auth(request)))
+        call = self._post_json("/api/chat", self._body(request, model, stream=False), self._auth(request))
+        data = await (call if self.total_timeout() is None else self._bounded(call))
         if isinstance(data, dict) and data.get("error"):
             raise from_error(500, data, provider=self.name)
         out = response_from_wire(data, provider=self.name, tier=self.tier)
@@ -176,13 +182,13 @@ class OllamaProvider(PooledProvider):
         payload = orjson.dumps(self._body(request, model, stream=True))
         yielded = False
         try:
-            resp = await self.pool().send("POST", "/api/chat", payload, self._auth(request))
-            async with _closing(resp):
-                if resp.status_code != 200:
-                    await self._raise_for(resp)
+            resp = await self.pool().post("/api/chat", payload, self._auth(request))
+            try:
+                if resp.status != 200:
+                    raise self._error_from(resp.status, await resp.read(), resp.headers)
                 dec = NDJSONDecoder()
                 state = _StreamState(self.name)
-                async for raw in resp.aiter_raw():
+                async for raw in resp.content.iter_any():
                     try:
                         objs = dec.feed(raw)
                     except orjson.JSONDecodeError:
@@ -200,7 +206,9 @@ class OllamaProvider(PooledProvider):
                 if not state.finished:
                     raise ProviderUnavailable(f"{self.name}: stream ended before its `done` line",
                                               provider=self.name)
-        except httpx.HTTPError as e:
+            finally:
+                resp.release()  # read to the end: back to the pool; abandoned: the connection closes
+        except TRANSPORT_ERRORS as e:
             err = self._transport(e)
             if yielded:
                 raise StreamInterrupted(f"{self.name}: stream broke after it started ({err.kind})",
@@ -250,19 +258,6 @@ class OllamaProvider(PooledProvider):
         except (orjson.JSONDecodeError, AttributeError):
             return Health(ok=False, latency_ms=ms, detail=f"not an Ollama server at {url}")
         return Health(ok=True, latency_ms=ms, detail=f"ollama {version}")
-
-
-class _closing:
-    """`async with`: close a response whose body was read (or abandoned) inside the block."""
-
-    def __init__(self, resp: httpx.Response) -> None:
-        self.resp = resp
-
-    async def __aenter__(self) -> httpx.Response:
-        return self.resp
-
-    async def __aexit__(self, *exc: Any) -> None:
-        await self.resp.aclose()
 
 
 class _StreamState:
