@@ -8,8 +8,6 @@ Two faces over one purpose:
   a routed gateway request spends a quarter of its CPU there.
 - `client()`: an `httpx.AsyncClient` (over the aiohttp transport) for everything off the hot
   path (health checks, catalogs, token counting), where httpx's conveniences are worth it.
-
-`send()`/`read()` are the earlier httpx-based hot path, kept for plugins that still use it.
 """
 
 from __future__ import annotations
@@ -37,14 +35,11 @@ class Pool:
         self._base = base_url.rstrip("/")
         self._header_dict = dict(headers)
         self._client: httpx.AsyncClient | None = None
-        self._transport: AiohttpTransport | None = None
         self._session: aiohttp.ClientSession | None = None
         self._aio_timeout = aiohttp.ClientTimeout(total=None, connect=self.timeout.connect,
                                                   sock_connect=self.timeout.connect,
                                                   sock_read=self.timeout.read)
         self._urls: dict[str, URL] = {}  # parsed once per path
-        self._httpx_urls: dict[str, httpx.URL] = {}
-        self._timeout_ext: dict[str, Any] = self.timeout.as_dict()
         self._closed = False
 
     # ------------------------------------------------------------ the hot path (aiohttp)
@@ -80,37 +75,10 @@ class Pool:
             limits = httpx.Limits(max_connections=self.settings.max_connections,
                                   max_keepalive_connections=self.settings.max_connections,
                                   keepalive_expiry=30)
-            self._transport = AiohttpTransport(limits=limits, trust_env=False)
             c = self._client = httpx.AsyncClient(base_url=self._base, headers=self._header_dict,
-                                                 transport=self._transport, timeout=self.timeout)
+                                                 transport=AiohttpTransport(limits=limits, trust_env=False),
+                                                 timeout=self.timeout)
         return c
-
-    async def send(self, method: str, path: str, content: bytes | None = None,
-                   headers: dict[str, str] | None = None) -> httpx.Response:
-        """httpx flavour of `post` (any method); the caller reads and closes the response."""
-        client = self.client
-        assert self._transport is not None
-        url = self._httpx_urls.get(path)
-        if url is None:
-            url = self._httpx_urls[path] = httpx.URL(self._base + path)
-        h = client.headers.copy()
-        if headers:
-            h.update(headers)
-        request = httpx.Request(method, url, headers=h, content=content,
-                                extensions={"timeout": self._timeout_ext})
-        response = await self._transport.handle_async_request(request)
-        response.request = request
-        return response
-
-    async def read(self, method: str, path: str, content: bytes | None = None,
-                   headers: dict[str, str] | None = None) -> tuple[httpx.Response, bytes]:
-        """`send`, then the whole raw body; the connection goes back to the pool."""
-        resp = await self.send(method, path, content, headers)
-        try:
-            body = b"".join([chunk async for chunk in resp.aiter_raw()])
-        finally:
-            await resp.aclose()
-        return resp, body
 
     # ------------------------------------------------------------ lifecycle
     @property
