@@ -60,10 +60,10 @@ class Pool:
         return u
 
     async def post(self, path: str, body: bytes, headers: dict[str, str] | None = None) -> aiohttp.ClientResponse:
-        """POST `body` to `base_url + path`; the caller reads the response and releases it
-        (`release()` when read to the end, `close()` to abandon it: that drops the connection,
-        which is how an upstream generation gets cancelled). Raises aiohttp errors and
-        `TimeoutError`; `providers.http.transport_error` maps both."""
+        """POST `body` to `base_url + path`; the caller reads the response and `release()`s it in
+        a `finally`: read to the end, the connection goes back to the pool; abandoned part-way,
+        it is closed, which is how an upstream generation gets cancelled. Raises
+        `providers.http.TRANSPORT_ERRORS`; `providers.http.transport_error` maps them."""
         h = self._header_dict if headers is None else {**self._header_dict, **headers}
         return await self.session.post(self.url(path), data=body, headers=h)
 
