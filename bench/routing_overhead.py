@@ -2,20 +2,28 @@
 and 500 rules and candidates, and how the cost grows.
 
     .venv/bin/python bench/routing_overhead.py [--n 1000] [--repeats 3]
+    .venv/bin/python bench/routing_overhead.py --against OLD_ROUTER.py   # e.g. from `git show`
 
 Target (issue 3): median < 100 us with 50 rules. Each decision includes the request-signal hook
 (the built-in complexity estimator on a fresh prompt), token estimate, rule matching, filtering
 of every candidate, ordering and building the explained `RoutingDecision`. A second column shows
 the router alone, with the complexity signal supplied by a constant plugin.
 Also prints the complexity heuristic's own p50/p99 (target < 1 ms p99).
+
+`--against` compares this checkout's router with another `router.py` (an older version, say) in
+one process: the two decide the same requests alternately, in alternating order, and each
+request's fastest time is kept. On a shared machine whose speed drifts from minute to minute,
+that ratio is steadier than two separate runs of the table.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import importlib.util
 import random
 import statistics
+import sys
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -160,6 +168,43 @@ def measure(router: Router, reqs: list[ChatRequest], repeats: int) -> tuple[floa
     return best[0], best[1], best[2], len(d.candidates)
 
 
+def compare(path: str, reps: int) -> None:
+    """This router against the `Router` in `path`, alternating per decision (see the module doc)."""
+    spec = importlib.util.spec_from_file_location("router_against", path)
+    assert spec is not None and spec.loader is not None
+    other = importlib.util.module_from_spec(spec)
+    sys.modules["router_against"] = other  # dataclasses look their module up
+    spec.loader.exec_module(other)
+    reqs = requests(60)
+    print(f"Router.decide() in microseconds: median over {len(reqs)} requests of each one's fastest of "
+          f"{reps} alternating runs; against = {path}")
+    print(f"{'':>6} {'rules':>5} {'candidates':>10} | {'against':>8} {'this':>8} {'ratio':>6} | same decisions")
+    clock = time.perf_counter_ns
+    for constant in (False, True):
+        for n_rules, n_cands in ((5, 5), (50, 5), (50, 50), (500, 50), (50, 500)):
+            this = build(n_rules, n_cands, constant)
+            that = other.Router(this.llm, this.registry, this.health, this.plugins, memory_available=lambda: None)
+            same = sum(this.decide(r).model_dump(exclude={"decision_us"})
+                       == that.decide(r).model_dump(exclude={"decision_us"}) for r in reqs)
+            best = {"this": [float("inf")] * len(reqs), "that": [float("inf")] * len(reqs)}
+            gc.collect()
+            for rep in range(reps if n_cands < 500 else max(3, reps // 5)):
+                for i, r in enumerate(reqs):
+                    first, second = ("this", "that") if rep % 2 else ("that", "this")
+                    routers = {"this": this, "that": that}
+                    t0 = clock()
+                    routers[first].decide(r)
+                    t1 = clock()
+                    routers[second].decide(r)
+                    t2 = clock()
+                    best[first][i] = min(best[first][i], t1 - t0)
+                    best[second][i] = min(best[second][i], t2 - t1)
+            a, b = (statistics.median(best[k]) / 1000 for k in ("that", "this"))
+            print(f"{'router' if constant else 'full':>6} {n_rules:>5} {n_cands:>10} | {a:>8.1f} {b:>8.1f} "
+                  f"{b / a:>6.2f} | {same}/{len(reqs)}")
+    print("full = with the built-in complexity estimator (warm: the prompts repeat); router = constant signal")
+
+
 def complexity_timing(k: int) -> tuple[float, float]:
     texts = [f"{PROMPTS[i % len(PROMPTS)]} variant {i} " * (1 + i % 4) for i in range(k)]
     times = []
@@ -175,7 +220,12 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=1000, help="decisions per run (a fifth of it at 500 candidates)")
     ap.add_argument("--repeats", type=int, default=3, help="runs per configuration; the best median is kept")
+    ap.add_argument("--against", metavar="ROUTER_PY", help="compare with the Router in this file instead")
+    ap.add_argument("--reps", type=int, default=100, help="alternating runs per request with --against")
     args = ap.parse_args()
+    if args.against:
+        compare(args.against, args.reps)
+        return 0
     reqs = requests(args.n)
     print(f"Router.decide() time in microseconds; best median of {args.repeats} runs of {args.n} decisions "
           f"(target: median < {TARGET_US:.0f} us with 50 rules)")

@@ -34,6 +34,9 @@ class ProviderRegistry:
         self.unreachable_detail: dict[str, str] = {}
         self.default_provider: str | None = None
         self._catalog_cache: dict[str, list[ModelInfo]] = {}
+        #: Moves on whenever what `models()` returns may change (a provider added or removed, a
+        #: discovery result), so the router can check its catalog in O(1) per decision.
+        self.version = 0
 
     # ------------------------------------------------------------ classes
     def register_class(self, cls: type[Provider]) -> None:
@@ -46,10 +49,12 @@ class ProviderRegistry:
     def add(self, provider: Provider) -> None:
         self.providers[provider.name] = provider
         self._catalog_cache.pop(provider.name, None)
+        self.version += 1
 
     def remove(self, name: str) -> None:
         self.providers.pop(name, None)
         self._catalog_cache.pop(name, None)
+        self.version += 1
 
     def get(self, name: str) -> Provider:
         return self.providers[name]
@@ -131,6 +136,7 @@ class ProviderRegistry:
     def set_discovered(self, name: str, models: list[ModelInfo]) -> None:
         self.discovered[name] = models
         self._catalog_cache.pop(name, None)
+        self.version += 1
 
     def set_reachable(self, name: str, ok: bool, detail: str = "") -> None:
         self.reachable[name] = ok

@@ -113,7 +113,19 @@ class HealthTracker:
         h = self._h.get(provider)
         if h is None:
             return None
+        return self._blocked(h, self.clock())
+
+    def assess(self, provider: str) -> tuple[str | None, float]:
+        """`(blocked_reason, penalty)` with one lookup and one clock read: the router asks both
+        for every provider on every decision. The penalty is 0.0 when the provider is blocked."""
+        h = self._h.get(provider)
+        if h is None:
+            return None, 0.0
         now = self.clock()
+        why = self._blocked(h, now)
+        return why, (0.0 if why is not None else self._penalty(provider, h, now))
+
+    def _blocked(self, h: _ProviderHealth, now: float) -> str | None:
         if h.retry_until > now:
             return f"rate limited: Retry-After for {h.retry_until - now:.1f}s more"
         state = self._state(h, now)
@@ -159,6 +171,9 @@ class HealthTracker:
         h = self._h.get(provider)
         if h is None:
             return 0.0
+        return self._penalty(provider, h, None)
+
+    def _penalty(self, provider: str, h: _ProviderHealth, now: float | None) -> float:
         s = self.settings
         pen = 0.0
         p50 = self.p50(provider)
@@ -166,7 +181,7 @@ class HealthTracker:
             if p50 > s.latency_penalty_threshold_ms:
                 pen += (p50 - s.latency_penalty_threshold_ms) / 1000.0 * s.latency_penalty_per_second
         if h.failures:
-            horizon = self.clock() - s.cooldown_seconds
+            horizon = (self.clock() if now is None else now) - s.cooldown_seconds
             pen += FAILURE_PENALTY * sum(1 for t in h.failures if t >= horizon)
         return pen
 

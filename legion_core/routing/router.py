@@ -13,6 +13,13 @@ No provider is called here. One decision is:
    and tier distance starts at the tier the complexity asks for (cheaper-first upward, then
    downward); score = priority + health adjustment + (1 − cost_multiplier) × 10.
 
+The cost is per candidate and per provider, so the work is arranged to do little per candidate:
+candidates are built and grouped per provider when the registry's catalog changes (not per
+request); a provider's models are checked together when nothing about the request can drop one
+of them, and share one score unless a rule credits them; the explained `CandidateScore`s are
+frozen values remembered per candidate; the chain is sorted per class of equal rank.
+`bench/routing_overhead.py` measures it (docs/routing.md, "Cost of a decision").
+
 See docs/routing.md for the behaviour in prose.
 """
 
@@ -92,6 +99,39 @@ class _Cand:
     order: int
     discovery_drop: str | None
     memory_bytes: int | None
+    #: The shared `CandidateScore` this candidate last got when viable with no rule credit, by
+    #: score, and when dropped, by reason: one tuple (replaced whole, so threads never see half).
+    viable_cs: tuple[float, CandidateScore] | None = None
+    dropped_cs: tuple[str, CandidateScore] | None = None
+
+
+@dataclass(slots=True)
+class _Group:
+    """The chat candidates of one provider, with what lets a decision treat them together: one
+    score for every candidate no rule credits, and facts that tell when no model can be dropped
+    by its own facts (so the per-model checks are skipped)."""
+
+    pname: str
+    cands: list[_Cand]
+    prio: float
+    cm: float
+    cm_points: float  # (1 − cost_multiplier) × 10, the score's cost part
+    plain: bool  # no model is dropped by discovery or needs a memory check
+    min_limit: float  # the smallest usable window (inf when no model has one)
+    common_caps: frozenset[str]  # capabilities every model has
+    tidx: int  # the tier index all its models share, or -1
+    #: The shared `CandidateScore`s of `cands` (in order) for the score they last had uncredited.
+    viable_cs: tuple[float, list[CandidateScore]] | None = None
+
+
+def _group(pname: str, cands: list[_Cand]) -> _Group:
+    c0 = cands[0]  # priority and cost multiplier are the provider's: the same for all its models
+    limits = [c.limit for c in cands if c.limit]
+    return _Group(pname=pname, cands=cands, prio=c0.prio, cm=c0.cm, cm_points=(1.0 - c0.cm) * 10.0,
+                  plain=all(c.discovery_drop is None and c.memory_bytes is None for c in cands),
+                  min_limit=min(limits) if limits else float("inf"),
+                  common_caps=frozenset.intersection(*(c.caps for c in cands)),
+                  tidx=c0.tidx if all(c.tidx == c0.tidx for c in cands) else -1)
 
 
 @dataclass(slots=True)
@@ -130,11 +170,21 @@ class FrozenCandidateScore(CandidateScore):
         return hash(tuple(self.__dict__.values()))
 
 
+#: The chain is ordered by (class, cost or 0, preference, order), where a class is (group, tier
+#: rank, −score, soft-capability miss, p50). Viable entries are kept in one list per class (the
+#: classes are few: a provider's models share one), so the sort compares classes once and the
+#: entries of a class mostly by their first item. An entry is (cost or 0, preference, order, then
+#: the candidate, the rule that credited it, its cost and its explained `CandidateScore`);
+#: `order` is unique, so sorting never compares past it.
+_E_CAND, _E_RULE, _E_COST, _E_CS = 3, 4, 5, 6
+_explained = operator.itemgetter(_E_CS)
+
+
 @dataclass(slots=True)
 class _Routed:
     decision: RoutingDecision
-    viable: list[_Cand]
-    costs: dict[int, float]
+    #: Viable entries in chain order (see `_E_CAND`).
+    entries: list[tuple[Any, ...]]
     #: Set when nothing is viable because no window the request may use is large enough.
     overflow: str | None = None
 
@@ -160,14 +210,17 @@ class Router:
         # Tiers by ascending threshold; the preferred tier is the last one the complexity reaches.
         self._thresholds = sorted((float(v), tier_index(t), t) for t, v in thresholds.items())
         self._rank_maps = {t: _rank_map(t) for t in TIERS}
+        #: Per preferred tier, the rank of each tier by its index in TIERS (unknown tiers rank as cloud).
+        self._ranks_by_idx = {t: tuple(m[x] for x in TIERS) for t, m in self._rank_maps.items()}
         self._rr: dict[tuple[str, ...], int] = {}
         self._catalog_key: tuple[Any, ...] | None = None
         self._chat: list[_Cand] = []
         self._embed: list[_Cand] = []
         self._providers: dict[str, Provider] = {}
         self._cs_cache: dict[tuple[Any, ...], CandidateScore] = {}
-        self._accept_sets: dict[int, frozenset[str]] = {}
-        self._chat_groups: list[tuple[str, list[_Cand]]] = []
+        self._accept_sets: dict[int, tuple[frozenset[str], frozenset[str]]] = {}
+        self._chat_groups: list[_Group] = []
+        self._next_order = 0
         for problem in self.config_warnings():
             log.warning("routing settings point at nothing", problem=problem)
 
@@ -235,10 +288,10 @@ class Router:
         floor = tier_index(decision.tier)
         free = request.model_copy(update={"tier": None, "model": None, "provider": None})
         routed = self._route(free, frozenset(), commit=False)
-        ups = [c for c in routed.viable if c.tidx > floor]
-        ups.sort(key=lambda c: (c.tidx, routed.costs[id(c)], c.pref, c.order))
+        ups = [(e[_E_CAND], e[_E_COST] / 1e6) for e in routed.entries if e[_E_CAND].tidx > floor]
+        ups.sort(key=lambda u: (u[0].tidx, u[1], u[0].pref, u[0].order))
         by_key = {(cs.provider, cs.model): cs for cs in routed.decision.candidates}
-        return [by_key[(c.pname, c.mid)] for c in ups]
+        return [by_key[(c.pname, c.mid)] for c, _ in ups]
 
     def decide_embed(self, request: EmbedRequest, *, exclude: frozenset[str] = frozenset()) -> RoutingDecision:
         """Embedding-capable models, local first then cheapest; the viable ones are the chain."""
@@ -287,14 +340,14 @@ class Router:
 
     # ================================================================ catalog
     def _refresh_catalog(self) -> None:
+        """Rebuild the candidates when the registry's catalog changed (its `version` moves on every
+        provider added or removed and every discovery result)."""
         reg = self.registry
-        lists = tuple(reg.models(n) for n in reg.providers)
-        key = (tuple(reg.providers), reg.default_provider, lists)
-        old = self._catalog_key
-        if old is not None and old[0] == key[0] and old[1] == key[1] and all(
-                a is b for a, b in zip(old[2], key[2], strict=True)):
+        key = (reg.version, reg.default_provider)
+        if key == self._catalog_key:
             return
         self._catalog_key = key
+        lists = tuple(reg.models(n) for n in reg.providers)
         chat: list[_Cand] = []
         embed: list[_Cand] = []
         kinds = {k: i for i, k in enumerate(AUTO_PRIORITY)}
@@ -330,30 +383,31 @@ class Router:
                 if not m.embedding:
                     chat.append(c)
         self._chat, self._embed = chat, embed
+        self._next_order = order  # after every catalog candidate: a synthetic one sorts after its equals
         self._providers = dict(reg.providers)
         self._cs_cache.clear()
         self._accept_sets.clear()
         groups: dict[str, list[_Cand]] = {}
         for c in chat:
             groups.setdefault(c.pname, []).append(c)
-        self._chat_groups = list(groups.items())
+        self._chat_groups = [_group(n, cs) for n, cs in groups.items()]
 
-    def _with_uncatalogued(self, groups: list[tuple[str, list[_Cand]]], provider: str, model: str,
-                           caps: frozenset[str]) -> list[tuple[str, list[_Cand]]]:
+    def _with_uncatalogued(self, groups: list[_Group], provider: str, model: str,
+                           caps: frozenset[str]) -> list[_Group]:
         """A model the catalog does not list, named together with its provider, is taken on trust:
         a candidate with the capabilities asked for and no context-window check."""
         p = self.registry.providers.get(provider)
         if p is None:
             return groups
         out = []
-        for pname, cands in groups:
-            if pname == provider:
-                if any(c.mid == model for c in cands):
+        for g in groups:
+            if g.pname == provider:
+                if any(c.mid == model for c in g.cands):
                     return groups
-                cands = [*cands, self._synthetic(p, model, caps, cands[0].pref if cands else 0)]
-            out.append((pname, cands))
-        if provider not in {g[0] for g in groups}:
-            out.append((provider, [self._synthetic(p, model, caps, 0)]))
+                g = _group(g.pname, [*g.cands, self._synthetic(p, model, caps, g.cands[0].pref)])
+            out.append(g)
+        if provider not in {g.pname for g in groups}:
+            out.append(_group(provider, [self._synthetic(p, model, caps, 0)]))
         return out
 
     def _synthetic(self, p: Provider, model: str, caps: frozenset[str], pref: int) -> _Cand:
@@ -365,19 +419,24 @@ class Router:
         return _Cand(pname=p.name, provider=p, model=info, mid=model, full=f"{p.name}/{model}", tier=p.tier,
                      tidx=tier_index(p.tier), cloud=is_cloud(p.tier), caps=frozenset(info.capabilities),
                      limit=0.0, in_price=0.0, out_price=0.0, free=True, cm=float(p.settings.cost_multiplier),
-                     prio=float(p.settings.priority), pref=pref, order=len(self._chat), discovery_drop=drop,
+                     prio=float(p.settings.priority), pref=pref, order=self._next_order, discovery_drop=drop,
                      memory_bytes=None)
 
-    def _accepts_for(self, rules: list[CompiledRule]) -> list[tuple[CompiledRule, frozenset[str]]]:
-        """Per target rule, the candidates (`provider/model`) its `then` points at (cached per catalog)."""
-        out = []
+    def _accepts_for(self, rules: list[CompiledRule]) -> dict[str, list[tuple[CompiledRule, frozenset[str]]]]:
+        """Per provider, the target rules (in order) whose `then` points at some of its models, each
+        with the candidates (`provider/model`) it points at (cached per catalog)."""
+        out: dict[str, list[tuple[CompiledRule, frozenset[str]]]] = {}
         for r in rules:
             acc = self._accept_sets.get(r.order)
             if acc is None:
                 th = r.then
                 t = _Target(th.tier, th.provider, th.model, "")
-                acc = self._accept_sets[r.order] = frozenset(c.full for c in self._chat if t.accepts(c))
-            out.append((r, acc))
+                hit = [c for c in self._chat if t.accepts(c)]
+                acc = self._accept_sets[r.order] = (frozenset(c.full for c in hit),
+                                                    frozenset(c.pname for c in hit))
+            fulls, pnames = acc
+            for pn in pnames:
+                out.setdefault(pn, []).append((r, fulls))
         return out
 
     # ================================================================ the decision
@@ -549,8 +608,7 @@ class Router:
                 fallback = _fallback_target(target_rule.fallback, self.registry.providers)
             if th.tier is not None and th.tier in self._rank_maps:
                 preferred = th.tier
-        ranks = self._rank_maps.get(preferred) or self._rank_maps["local"]
-        other_rank = ranks["cloud"]
+        rank = self._ranks_by_idx.get(preferred) or self._ranks_by_idx["local"]
 
         # -- 4. filter, then score the survivors
         max_tier = constraints.get("max_tier") if constraints else None
@@ -564,31 +622,80 @@ class Router:
         out_tokens = request.max_tokens or DEFAULT_OUTPUT_TOKENS
         need = tokens + (request.max_tokens or 0)
         health = self.health
+        assess = health.assess
+        reachable = self.registry.reachable
+        # the provider-wide reasons that need a look per provider only when one can apply
+        gated = bool(exclude) or allow is not None or False in reachable.values()
         latency = strategy == "latency_optimized"
-        rrobin = strategy == "round_robin"
+        cost_in_key = strategy != "round_robin"
         disabled = self._disabled_tiers
         excl_models = exclude if exclude else None
-        viable: list[tuple[tuple[Any, ...], _Cand, float, CompiledRule | None, float]] = []
+        by_class: dict[tuple[Any, ...], list[tuple[Any, ...]]] = {}  # see _E_CAND
         dropped: list[tuple[_Cand, str]] = []
-        accepts = self._accepts_for(target_rules) if target_rules else ()
+        credits = self._accepts_for(target_rules) if target_rules else None
+        cs = self._candidate_score
         simple = (excl_models is None and explicit is None and not disabled and not strict
                   and never_cloud is None and max_idx is None and not free_only)
+        # the group of a candidate no rule credits (the fallback's are found per candidate)
+        plain_group = 0 if explicit is not None or rule_target is None else 2
+        no_fallback = fallback is None
+        p50 = 0.0
         groups = self._chat_groups
         if explicit is not None and explicit.provider is not None and explicit.model is not None:
             groups = self._with_uncatalogued(groups, explicit.provider, explicit.model, hard_caps)
-        for pname, group_cands in groups:
-            pwhy = self._provider_drop(pname, exclude, unhealthy, allow)
+        for g in groups:
+            pname = g.pname
+            # reasons that hold for every model of the provider (as `_provider_drop`)
+            pwhy: str | None = None
+            if gated:
+                if pname in exclude:
+                    pwhy = "excluded (already tried)"
+                elif allow is not None and pname not in allow:
+                    pwhy = "provider not allowed (request constraint)"
+                elif reachable.get(pname) is False:
+                    pwhy = "unreachable: " + (self.registry.unreachable_detail.get(pname) or "health check failed")
+            if pwhy is None:
+                pwhy, pen = assess(pname)
+                if pwhy is None and unhealthy:
+                    pwhy = unhealthy.get(pname)
             if pwhy is not None:
-                for c in group_cands:
+                for c in g.cands:
                     dropped.append((c, pwhy))
                 continue
-            pen = health.penalty(pname) + penalties.get(pname, 0.0)
-            p50 = (health.p50(pname) or 0.0) if latency else 0.0
-            for c in group_cands:
-                reason = None
-                if simple:  # the common case: only the per-model facts can drop it
-                    if c.discovery_drop is not None:
+            if penalties:
+                pen += penalties.get(pname, 0.0)
+            if latency:
+                p50 = health.p50(pname) or 0.0
+            if simple and g.plain and need <= g.min_limit and (not hard_caps or hard_caps <= g.common_caps):
+                passed = g.cands  # nothing about this request can drop one of these models
+            else:
+                passed = []
+                for c in g.cands:
+                    reason = None
+                    if simple:  # the common case: only the per-model facts can drop it
+                        if c.discovery_drop is not None:
+                            reason = c.discovery_drop
+                        elif hard_caps and not hard_caps <= c.caps:
+                            reason = "lacks capability: " + ", ".join(sorted(hard_caps - c.caps))
+                        elif c.limit and need > c.limit:
+                            reason = (f"context window {c.model.context_window} too small for ~{need} tokens "
+                                      f"(10% headroom)")
+                        elif c.memory_bytes is not None:
+                            reason = self._memory_drop(c)
+                    elif excl_models is not None and c.full in excl_models:
+                        reason = "excluded (already tried)"
+                    elif explicit is not None and not explicit.accepts(c):
+                        reason = explicit.label
+                    elif disabled and c.tier in disabled:
+                        reason = f"tier {c.tier} disabled in settings"
+                    elif c.cloud and (strict or never_cloud is not None):
+                        reason = "privacy strict: never cloud" if strict else f"never_cloud ({never_cloud})"
+                    elif c.discovery_drop is not None:
                         reason = c.discovery_drop
+                    elif max_idx is not None and c.tidx > max_idx:
+                        reason = f"above max_tier {max_tier} (request constraint)"
+                    elif free_only and not c.free:
+                        reason = "not free (request constraint free_only)"
                     elif hard_caps and not hard_caps <= c.caps:
                         reason = "lacks capability: " + ", ".join(sorted(hard_caps - c.caps))
                     elif c.limit and need > c.limit:
@@ -596,77 +703,90 @@ class Router:
                                   f"(10% headroom)")
                     elif c.memory_bytes is not None:
                         reason = self._memory_drop(c)
-                elif excl_models is not None and c.full in excl_models:
-                    reason = "excluded (already tried)"
-                elif explicit is not None and not explicit.accepts(c):
-                    reason = explicit.label
-                elif disabled and c.tier in disabled:
-                    reason = f"tier {c.tier} disabled in settings"
-                elif c.cloud and (strict or never_cloud is not None):
-                    reason = "privacy strict: never cloud" if strict else f"never_cloud ({never_cloud})"
-                elif c.discovery_drop is not None:
-                    reason = c.discovery_drop
-                elif max_idx is not None and c.tidx > max_idx:
-                    reason = f"above max_tier {max_tier} (request constraint)"
-                elif free_only and not c.free:
-                    reason = "not free (request constraint free_only)"
-                elif hard_caps and not hard_caps <= c.caps:
-                    reason = "lacks capability: " + ", ".join(sorted(hard_caps - c.caps))
-                elif c.limit and need > c.limit:
-                    reason = (f"context window {c.model.context_window} too small for ~{need} tokens "
-                              f"(10% headroom)")
-                elif c.memory_bytes is not None:
-                    reason = self._memory_drop(c)
-                if reason is not None:
-                    dropped.append((c, reason))
-                    continue
+                    if reason is None:
+                        passed.append(c)
+                    else:
+                        dropped.append((c, reason))
+            # score = priority + health adjustment + (1 − cost_multiplier) × 10
+            score = g.prio - pen + g.cm_points
+            credit = credits.get(pname) if credits else None
+            if credit is None and no_fallback and (not soft_caps or soft_caps <= g.common_caps):
+                # the common case: one score, one group, no soft-capability miss for the lot
+                nscore, cm = -score, g.cm
+                if passed is g.cands and g.tidx >= 0:
+                    memo = g.viable_cs
+                    if memo is None or memo[0] != score:
+                        memo = g.viable_cs = (score, [cs(c, score, None, None) for c in passed])
+                    cls = (plain_group, rank[g.tidx], nscore, 0, p50)
+                    entries = by_class.get(cls)
+                    if entries is None:
+                        entries = by_class[cls] = []
+                    put = entries.append
+                    for c, o in zip(passed, memo[1]):  # noqa: B905 - memo[1] was built from g.cands
+                        cost = (tokens * c.in_price + out_tokens * c.out_price) * cm
+                        put((cost if cost_in_key else 0.0, c.pref, c.order, c, None, cost, o))
+                else:
+                    for c in passed:
+                        cost = (tokens * c.in_price + out_tokens * c.out_price) * cm
+                        by_class.setdefault((plain_group, rank[c.tidx], nscore, 0, p50), []).append(
+                            (cost if cost_in_key else 0.0, c.pref, c.order, c, None, cost, self._viable_cs(c, score)))
+                continue
+            for c in passed:
                 credited = None
-                for r, acc in accepts:
-                    if c.full in acc:
-                        credited = r
-                        break
+                if credit is not None:
+                    for r, acc in credit:
+                        if c.full in acc:
+                            credited = r
+                            break
                 if credited is None:
                     cm = c.cm
-                    score = c.prio - pen + (1.0 - cm) * 10.0
-                    group = 0 if explicit is not None or rule_target is None else 2
+                    c_score = score
+                    group = plain_group
                 else:
                     cm = c.cm * credited.cost_multiplier
-                    score = credited.priority + c.prio - pen + (1.0 - cm) * 10.0
+                    c_score = credited.priority + c.prio - pen + (1.0 - cm) * 10.0
                     group = 0 if explicit is not None or credited is target_rule else 2
                 if group == 2 and fallback is not None and fallback.accepts(c):
                     group = 1
                 cost = (tokens * c.in_price + out_tokens * c.out_price) * cm
                 soft = 1 if soft_caps and not soft_caps <= c.caps else 0
-                if latency:
-                    key: tuple[Any, ...] = (group, ranks.get(c.tier, other_rank), -score, soft, p50, cost,
-                                            c.pref, c.order)
-                elif rrobin:
-                    key = (group, ranks.get(c.tier, other_rank), -score, soft, c.pref, c.order)
-                else:
-                    key = (group, ranks.get(c.tier, other_rank), -score, soft, cost, c.pref, c.order)
-                viable.append((key, c, score, credited, cost / 1e6))
+                o = self._viable_cs(c, c_score) if credited is None else cs(c, c_score, credited.name, None)
+                by_class.setdefault((group, rank[c.tidx], -c_score, soft, p50), []).append(
+                    (cost if cost_in_key else 0.0, c.pref, c.order, c, credited, cost, o))
 
         # -- 5. order
-        viable.sort(key=_first)
+        classes = sorted(by_class) if len(by_class) > 1 else list(by_class)
+        viable: list[tuple[Any, ...]] = []
+        for k in classes:
+            entries = by_class[k]
+            if len(entries) > 1:
+                entries.sort()
+            viable += entries
         if strategy == "round_robin" and len(viable) > 1:
-            viable = self._rotate(viable, commit)
-        cache = self._cs_cache
-        cs = self._candidate_score
-        cands: list[CandidateScore] = []
+            head = classes[0][:3]  # round robin among the top (group, tier distance, score)
+            n = 0
+            for k in classes:
+                if k[:3] != head:
+                    break
+                n += len(by_class[k])
+            viable = self._rotate(viable, n, commit)
+        cands: list[CandidateScore] = list(map(_explained, viable))
         add = cands.append
-        for _, c, score, credited, _cost in viable:
-            rname = credited.name if credited is not None else None
-            o = cache.get((c.full, score, rname, None))
-            add(o if o is not None else cs(c, score, rname, None))
         for c, why in dropped:
-            o = cache.get((c.full, 0.0, None, why))
-            add(o if o is not None else cs(c, 0.0, None, why))
+            dmemo = c.dropped_cs
+            if dmemo is not None and dmemo[0] == why:
+                add(dmemo[1])
+            else:
+                o = cs(c, 0.0, None, why)
+                c.dropped_cs = (why, o)
+                add(o)
         first = viable[0] if viable else None
-        chosen = first[1] if first else None
-        rule_name = first[3].name if first and first[3] else None
-        if chosen is not None and rule_name is None and first is not None and first[0][0] == 1 and target_rule:
+        chosen: _Cand | None = first[_E_CAND] if first else None
+        rule_name = first[_E_RULE].name if first and first[_E_RULE] else None
+        top_group = classes[0][0] if classes else None
+        if chosen is not None and rule_name is None and top_group == 1 and target_rule:
             rule_name = target_rule.name
-        reason = _reason(chosen, explicit, target_rule, first[0][0] if first else None, preferred,
+        reason = _reason(chosen, explicit, target_rule, top_group, preferred,
                          complexity, effective, strategy, intent.capability)
         overflow = None
         if chosen is None:
@@ -680,7 +800,7 @@ class Router:
                             or (max_idx is not None and c.tidx > max_idx) or (free_only and not c.free)
                             or bool(hard_caps and not hard_caps <= c.caps))
 
-            largest = _largest_too_small((c for _, cs_ in groups for c in cs_), need, allowed)
+            largest = _largest_too_small((c for g in groups for c in g.cands), need, allowed)
             if largest is not None:
                 mt = request.max_tokens
                 overflow = (f"the request needs ~{need} tokens (~{tokens} of input"
@@ -692,7 +812,16 @@ class Router:
             tier=chosen.tier if chosen else None, rule=rule_name, strategy=strategy, reason=reason,
             complexity=round(complexity, 4), signals=signals, estimated_tokens=tokens, candidates=cands,
             compress_level=int(compress or 0), decision_us=round((time.perf_counter() - t0) * 1e6, 1))
-        return _Routed(d, [v[1] for v in viable], {id(v[1]): v[4] for v in viable}, overflow)
+        return _Routed(d, viable, overflow)
+
+    def _viable_cs(self, c: _Cand, score: float) -> CandidateScore:
+        """`_candidate_score` for a viable candidate no rule credits, remembered on the candidate."""
+        memo = c.viable_cs
+        if memo is not None and memo[0] == score:
+            return memo[1]
+        o = self._candidate_score(c, score, None, None)
+        c.viable_cs = (score, o)
+        return o
 
     def _candidate_score(self, c: _Cand, score: float, rule: str | None, dropped: str | None) -> CandidateScore:
         """Candidates are values: identical ones are shared between decisions (and frozen)."""
@@ -706,15 +835,11 @@ class Router:
                 "dropped": dropped})
         return cs
 
-    def _rotate(self, viable: list[Any], commit: bool) -> list[Any]:
-        """Round robin among the top class (same group, tier distance and score)."""
-        head = viable[0][0][:3]
-        n = 1
-        while n < len(viable) and viable[n][0][:3] == head:
-            n += 1
-        if n == 1:
+    def _rotate(self, viable: list[Any], n: int, commit: bool) -> list[Any]:
+        """Round robin among the first `n` (the top class: same group, tier distance and score)."""
+        if n <= 1:
             return viable
-        key = tuple(v[1].full for v in viable[:n])
+        key = tuple(v[_E_CAND].full for v in viable[:n])
         i = self._rr.get(key, 0)
         if commit:
             self._rr[key] = i + 1

@@ -138,6 +138,27 @@ def test_recent_failures_penalise_then_age_out(ht, clock):
     assert ht.penalty("p") == 0.0
 
 
+def test_assess_is_blocked_reason_and_penalty_in_one_read(ht, clock):
+    def both(name):
+        why = ht.blocked_reason(name)
+        return why, (0.0 if why is not None else ht.penalty(name))
+
+    assert ht.assess("unknown") == (None, 0.0) == both("unknown")
+    ht.record_success("slow", 5000)
+    ht.record_failure("flaky", "timeout")
+    assert ht.assess("slow")[0] is None and ht.assess("slow")[1] > 0 and ht.assess("slow") == both("slow")
+    assert ht.assess("flaky") == (None, FAILURE_PENALTY) == both("flaky")
+    ht.record_failure("limited", "rate_limited", retry_after=30)
+    assert ht.assess("limited")[0].startswith("rate limited") and ht.assess("limited") == both("limited")
+    for _ in range(3):
+        ht.record_failure("down", "unavailable")
+    assert "circuit open" in ht.assess("down")[0] and ht.assess("down") == both("down")
+    clock.advance(61)
+    assert ht.assess("down") == (None, 0.0) == both("down")  # half-open: usable; failures aged out
+    assert ht.allow("down")
+    assert "probe" in ht.assess("down")[0] and ht.assess("down") == both("down")
+
+
 def test_snapshot_is_json_able_and_complete(ht, clock):
     ht.record_success("a", 100)
     for _ in range(3):

@@ -557,10 +557,18 @@ def test_embedding_models_are_not_chat_candidates(make_router):
 
 
 def test_catalog_changes_are_seen(make_router):
-    b = make_router({"local": {"type": "ollama"}})
+    b = make_router({"local": {"type": "ollama"}, "openai": {"type": "openai"}})
     assert b.router.decide(text_request(SIMPLE)).model == "tiny"
     b.registry.set_discovered("local", [ModelInfo(id="qwen", available=True)])
     assert b.router.decide(text_request(SIMPLE)).model == "qwen"
+    openai = b.registry.providers["openai"]
+    b.registry.remove("local")  # providers removed and added between decisions count too
+    assert b.router.decide(text_request(SIMPLE)).provider == "openai"
+    b.registry.remove("openai")
+    with pytest.raises(NoProviderAvailable):
+        b.router.decide(text_request(SIMPLE))
+    b.registry.add(openai)
+    assert b.router.decide(text_request(SIMPLE)).provider == "openai"
 
 
 # ---------------------------------------------------------------- values and safety
