@@ -83,18 +83,25 @@ class Guards:
 
     def __init__(self, plugins: Any) -> None:
         self.plugins = plugins
+        self._order: dict[str, tuple[int, list[Any] | None]] = {}
 
     def _impls(self, hook_name: str) -> list[Any] | None:
-        hook = getattr(self.plugins.hook, hook_name)
-        impls = hook.get_hookimpls()
-        if any(getattr(i, "wrapper", False) or getattr(i, "hookwrapper", False) for i in impls):
-            return None  # wrappers need pluggy's own call loop
-        if impls and getattr(self.plugins, "_trace_undo", None) is not None:  # LEGION_TRACE_PLUGINS
+        gen = getattr(self.plugins, "generation", None)
+        hit = self._order.get(hook_name)
+        if hit is not None and hit[0] == gen and gen is not None:
+            order = hit[1]
+        else:
+            impls = getattr(self.plugins.hook, hook_name).get_hookimpls()
+            wrapped = any(getattr(i, "wrapper", False) or getattr(i, "hookwrapper", False) for i in impls)
+            order = None if wrapped else list(reversed(impls))  # wrappers need pluggy's own call loop
+            if gen is not None:
+                self._order[hook_name] = (gen, order)
+        if order and getattr(self.plugins, "_trace_undo", None) is not None:  # LEGION_TRACE_PLUGINS
             import sys
 
-            names = ",".join(i.plugin_name for i in reversed(impls))
+            names = ",".join(i.plugin_name for i in order)
             print(f"[legion trace] {hook_name} -> {names} (chained)", file=sys.stderr)
-        return list(reversed(impls))
+        return order
 
     async def before(self, request: ChatRequest, context: RequestContext) -> ChatRequest:
         impls = self._impls("legion_before_chat")

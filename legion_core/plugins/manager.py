@@ -74,6 +74,9 @@ class PluginManager:
     def __init__(self) -> None:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
+        #: Bumped on every (un)registration; `hookimpls()` caches on it.
+        self.generation = 0
+        self._impls: dict[str, tuple[int, list[Any]]] = {}
         self.records: dict[str, PluginRecord] = {}
         self._trace_undo: Any = None
         if _truthy("LEGION_TRACE_PLUGINS"):
@@ -131,6 +134,7 @@ class PluginManager:
         try:
             if self.pm.get_plugin(name) is None:
                 self.pm.register(obj, name=name)
+                self.generation += 1
         except Exception as e:  # noqa: BLE001 - e.g. a hookimpl with an unknown argument
             self._fail(name, dist, version, e, strict)
             return
@@ -153,6 +157,7 @@ class PluginManager:
         """Register an in-process plugin (tests, embedding applications)."""
         pname = self.pm.register(obj, name=name)
         assert pname is not None
+        self.generation += 1
         hooks = sorted(h.name for h in (self.pm.get_hookcallers(obj) or []))
         self.records[pname] = PluginRecord(pname, None, None, "active", hooks=hooks)
         self.check_pending()
@@ -160,7 +165,16 @@ class PluginManager:
 
     def unregister(self, name: str) -> None:
         self.pm.unregister(name=name)
+        self.generation += 1
         self.records.pop(name, None)
+
+    def hookimpls(self, hook_name: str) -> list[Any]:
+        """`hook.<name>.get_hookimpls()`, cached until the next (un)registration: the pipeline and
+        the router ask on every request (pluggy copies the list each time)."""
+        hit = self._impls.get(hook_name)
+        if hit is None or hit[0] != self.generation:
+            hit = self._impls[hook_name] = (self.generation, getattr(self.pm.hook, hook_name).get_hookimpls())
+        return hit[1]
 
     def check_pending(self) -> None:
         """Fail loudly on hookimpls that match no hookspec (a misspelt hook name)."""

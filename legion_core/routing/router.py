@@ -440,10 +440,14 @@ class Router:
         return out
 
     # ================================================================ the decision
+    def _has_impls(self, name: str, hook: Any) -> bool:
+        cached = getattr(self.plugins, "hookimpls", None)  # the kernel's manager caches the list
+        return bool(cached(name) if cached is not None else hook.get_hookimpls())
+
     def _request_signals(self, request: ChatRequest) -> dict[str, float]:
         signals: dict[str, float] = {}
         hook = self.plugins.hook.legion_request_signals
-        if hook.get_hookimpls():
+        if self._has_impls("legion_request_signals", hook):
             try:
                 results = hook(request=request)
             except Exception as e:  # noqa: BLE001 - a broken signal plugin must not stop routing
@@ -460,7 +464,7 @@ class Router:
         penalties: dict[str, float] = {}
         unhealthy: dict[str, str] = {}
         hook = self.plugins.hook.legion_provider_signals
-        if not hook.get_hookimpls():
+        if not self._has_impls("legion_provider_signals", hook):
             return penalties, unhealthy
         for name, p in providers.items():
             try:

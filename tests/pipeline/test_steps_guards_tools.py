@@ -96,6 +96,18 @@ async def test_guard_rewrite_changes_routing(make_legion, script):
     assert script.total() == 0
 
 
+async def test_a_guard_registered_or_removed_at_runtime_takes_effect_at_once(make_legion, script):
+    """The guard chain is cached per plugin generation: (un)registering must invalidate it."""
+    lg = await make_legion()
+    await lg.pipeline.chat(text_request(Q, cache=False))
+    name = lg.plugins.register(Refuser())
+    with pytest.raises(RequestRefused):
+        await lg.pipeline.chat(text_request("something forbidden", cache=False))
+    lg.plugins.unregister(name)
+    r = await lg.pipeline.chat(text_request("something forbidden", cache=False))
+    assert r.provider == "loc" and script.total() == 2
+
+
 async def test_system_profile_skips_guards(make_legion, script):
     lg = await make_legion(plugins=(Refuser(),))
     r = await lg.pipeline.chat(text_request("something forbidden", profile="system"))
