@@ -48,3 +48,27 @@ def test_route_explain_prints_dropped_reasons_and_the_decision(home):
     assert "complexity:" in out.output
     assert out.output.count("dropped: privacy strict: never cloud") == 3
     assert "decision: local/tiny (tier local)" in out.output
+
+
+def test_route_explain_shows_what_the_complexity_score_is_made_of(home):
+    """The built-in estimate is explained by its weighted features, largest contribution first."""
+    out = CliRunner().invoke(cli, ["route", "--explain",
+                                   "Analyze and compare three designs, then recommend one and justify why."])
+    assert out.exit_code == 0, out.output
+    line = next(ln for ln in out.output.splitlines() if ln.startswith("complexity from:"))
+    parts = [p.split()[0] for p in line.removeprefix("complexity from:").split(",")]
+    assert parts[0] in ("analysis", "length") and "analysis" in parts and "lookup" not in parts
+
+
+def test_route_explain_leaves_out_features_of_a_score_a_plugin_gave(home):
+    from legion_core.hookspecs import hookimpl
+
+    class Fixed:
+        @hookimpl(tryfirst=True)
+        def legion_request_signals(self, request):
+            return {"complexity": 0.99}
+
+    cli_context.cli_plugins().register(Fixed(), name="fixed-complexity")
+    out = CliRunner().invoke(cli, ["route", "--explain", "What day comes after Tuesday?"])
+    assert out.exit_code == 0, out.output
+    assert "complexity: 0.99" in out.output and "complexity from:" not in out.output

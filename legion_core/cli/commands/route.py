@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from legion_core.cli.commands.chat import parse_intent
+
+if TYPE_CHECKING:
+    from legion_core.types import ChatRequest
 
 
 def register(cli: click.Group) -> None:
@@ -39,6 +44,8 @@ def register(cli: click.Group) -> None:
             return
         click.echo(f"complexity: {decision.complexity if decision.complexity is not None else '-'}"
                    f"   estimated tokens: {decision.estimated_tokens}   strategy: {decision.strategy}")
+        if (why := _complexity_parts(req, decision.complexity)) is not None:
+            click.echo(f"complexity from: {why}")
         click.echo(f"{'':2}{'PROVIDER':<14} {'MODEL':<36} {'TIER':<13} {'SCORE':>8}  RULE / DROPPED")
         for c in decision.candidates:
             mark = "->" if (c.provider == decision.provider and c.model == decision.model) else "  "
@@ -49,3 +56,17 @@ def register(cli: click.Group) -> None:
                        f"{' by rule ' + decision.rule if decision.rule else ''} — {decision.reason}")
         else:
             click.echo(f"decision: none — {decision.reason}")
+
+
+def _complexity_parts(req: ChatRequest, complexity: float | None) -> str | None:
+    """The built-in estimate's weighted features, largest contribution first ("analysis 0.86
+    (+0.95), ..."); None when the score is not the built-in one (a signal plugin gave it)."""
+    from legion_core.routing.complexity import WEIGHTS, estimate_complexity, features
+    from legion_core.routing.tokens import user_text
+
+    text = user_text(req)
+    if complexity is None or not text or abs(estimate_complexity(text) - complexity) > 1e-4:
+        return None
+    parts = sorted(((WEIGHTS[k] * v, k, v) for k, v in features(text).items() if WEIGHTS[k] and v),
+                   key=lambda x: -abs(x[0]))
+    return ", ".join(f"{k} {v:.2f} ({c:+.2f})" for c, k, v in parts) or None
