@@ -519,12 +519,17 @@ class OpenAIWireProvider(PooledProvider):
 
         `token` (the gateway's pass-through credential) replaces the configured key for this call.
         """
-        extra: dict[str, str] | None = None
-        if accept != "application/json" or token:
-            extra = {"Accept": accept}
-            if token:
-                extra["Authorization"] = f"Bearer {token}"
-        return await self.pool().post(path, body, extra)
+        return await self.pool().post(path, body, self._extra_headers(accept, token))
+
+    @staticmethod
+    def _extra_headers(accept: str = "application/json", token: str | None = None) -> dict[str, str] | None:
+        """Headers beyond the pool's own for one call: another Accept, a pass-through key."""
+        if accept == "application/json" and not token:
+            return None
+        extra = {"Accept": accept}
+        if token:
+            extra["Authorization"] = f"Bearer {token}"
+        return extra
 
     @property
     def server_root(self) -> str:
@@ -547,20 +552,16 @@ class OpenAIWireProvider(PooledProvider):
 
     async def post_json(self, path: str, body: dict[str, Any], *, token: str | None = None) -> dict[str, Any]:
         try:
-            resp = await self.send(path, orjson.dumps(body), token=token)
-            try:
-                raw = await resp.read()
-            finally:
-                resp.release()
+            status, headers, raw = await self.pool().read(path, orjson.dumps(body), self._extra_headers(token=token))
         except TRANSPORT_ERRORS as e:
             raise transport_error(e, self.name) from None
-        if resp.status >= 400:
-            raise error_from_raw(resp.status, raw, resp.headers, self.name)
+        if status >= 400:
+            raise error_from_raw(status, raw, headers, self.name)
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError:
             raise ProviderUnavailable(f"{self.name}: upstream sent invalid JSON", provider=self.name,
-                                      upstream_status=resp.status) from None
+                                      upstream_status=status) from None
         if not isinstance(data, dict):
             raise ProviderUnavailable(f"{self.name}: upstream sent a non-object", provider=self.name)
         return data
@@ -570,7 +571,7 @@ class OpenAIWireProvider(PooledProvider):
         t0 = time.perf_counter()
         call = self.post_json("/chat/completions", self.chat_body(request, model, stream=False),
                               token=request.pass_through_token)
-        data = await (call if self.total_timeout() is None else self._bounded(call))
+        data = await self._bounded(call)
         resp = parse_completion(data, provider=self.name, tier=self.tier, model=model, request=request)
         resp.request_id = request.request_id
         resp.latency_ms = (time.perf_counter() - t0) * 1000

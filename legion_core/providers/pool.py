@@ -67,6 +67,17 @@ class Pool:
         h = self._header_dict if headers is None else {**self._header_dict, **headers}
         return await self.session.post(self.url(path), data=body, headers=h)
 
+    async def read(self, path: str, body: bytes, headers: dict[str, str] | None = None,
+                   ) -> tuple[int, Any, bytes]:
+        """`post`, then the whole answer: (status, headers, raw body); the connection goes back
+        to the pool. Raises `TRANSPORT_ERRORS` as `post` does."""
+        resp = await self.post(path, body, headers)
+        try:
+            raw = await resp.read()
+        finally:
+            resp.release()
+        return resp.status, resp.headers, raw
+
     # ------------------------------------------------------------ off the hot path (httpx)
     @property
     def client(self) -> httpx.AsyncClient:

@@ -131,14 +131,9 @@ class AnthropicProvider(PooledProvider):
     async def _post(self, payload: bytes, headers: dict[str, str] | None) -> tuple[int, Any, bytes]:
         """POST /v1/messages and read the whole answer: (status, headers, raw body)."""
         try:
-            resp = await self.pool().post("/v1/messages", payload, headers)
-            try:
-                raw = await resp.read()
-            finally:
-                resp.release()
+            return await self.pool().read("/v1/messages", payload, headers)
         except TRANSPORT_ERRORS as e:
             raise self._transport(e) from None
-        return resp.status, resp.headers, raw
 
     def _error_from(self, status: int, raw: bytes, headers: Any) -> ProviderError:
         try:
@@ -152,7 +147,7 @@ class AnthropicProvider(PooledProvider):
         t0 = time.perf_counter()
         payload = orjson.dumps(self._body(request, model, stream=False))
         call = self._post(payload, self._request_headers(request))
-        status, headers, raw = await (call if self.total_timeout() is None else self._bounded(call))
+        status, headers, raw = await self._bounded(call)
         if status != 200:
             raise self._error_from(status, raw, headers)
         try:

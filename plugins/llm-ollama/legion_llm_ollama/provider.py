@@ -132,20 +132,16 @@ class OllamaProvider(PooledProvider):
 
     async def _post_json(self, path: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
         try:
-            resp = await self.pool().post(path, orjson.dumps(body), headers)
-            try:
-                raw = await resp.read()
-            finally:
-                resp.release()
+            status, resp_headers, raw = await self.pool().read(path, orjson.dumps(body), headers)
         except TRANSPORT_ERRORS as e:
             raise self._transport(e) from None
-        if resp.status != 200:
-            raise self._error_from(resp.status, raw, resp.headers)
+        if status != 200:
+            raise self._error_from(status, raw, resp_headers)
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:
             raise ProviderUnavailable(f"{self.name}: upstream sent invalid JSON on {path}",
-                                      provider=self.name, upstream_status=resp.status) from None
+                                      provider=self.name, upstream_status=status) from None
 
     async def _get_json(self, path: str, **kw: Any) -> Any:
         try:
@@ -169,7 +165,7 @@ class OllamaProvider(PooledProvider):
     async def chat(self, request: ChatRequest, model: str) -> ChatResponse:
         t0 = time.perf_counter()
         call = self._post_json("/api/chat", self._body(request, model, stream=False), self._auth(request))
-        data = await (call if self.total_timeout() is None else self._bounded(call))
+        data = await self._bounded(call)
         if isinstance(data, dict) and data.get("error"):
             raise from_error(500, data, provider=self.name)
         out = response_from_wire(data, provider=self.name, tier=self.tier)
