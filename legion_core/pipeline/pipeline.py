@@ -83,19 +83,19 @@ class Guards:
 
     def __init__(self, plugins: Any) -> None:
         self.plugins = plugins
-        self._order: dict[str, tuple[int, list[Any] | None]] = {}
+        #: hook -> (the implementation list it was derived from, call order or None for wrappers)
+        self._order: dict[str, tuple[list[Any], list[Any] | None]] = {}
 
     def _impls(self, hook_name: str) -> list[Any] | None:
-        gen = getattr(self.plugins, "generation", None)
+        cached = getattr(self.plugins, "hookimpls", None)  # the kernel's manager: same list until a change
+        impls = cached(hook_name) if cached is not None else getattr(self.plugins.hook, hook_name).get_hookimpls()
         hit = self._order.get(hook_name)
-        if hit is not None and hit[0] == gen and gen is not None:
+        if hit is not None and hit[0] is impls:
             order = hit[1]
         else:
-            impls = getattr(self.plugins.hook, hook_name).get_hookimpls()
             wrapped = any(getattr(i, "wrapper", False) or getattr(i, "hookwrapper", False) for i in impls)
             order = None if wrapped else list(reversed(impls))  # wrappers need pluggy's own call loop
-            if gen is not None:
-                self._order[hook_name] = (gen, order)
+            self._order[hook_name] = (impls, order)
         if order and getattr(self.plugins, "_trace_undo", None) is not None:  # LEGION_TRACE_PLUGINS
             import sys
 
