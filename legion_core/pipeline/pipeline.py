@@ -41,6 +41,7 @@ from legion_core.pipeline.steps import (
     tool_turn,
 )
 from legion_core.pipeline.writer import BatchWriter
+from legion_core.plugins.manager import hookimpls
 from legion_core.types import (
     Attempt,
     CandidateScore,
@@ -87,8 +88,7 @@ class Guards:
         self._order: dict[str, tuple[list[Any], list[Any] | None]] = {}
 
     def _impls(self, hook_name: str) -> list[Any] | None:
-        cached = getattr(self.plugins, "hookimpls", None)  # the kernel's manager: same list until a change
-        impls = cached(hook_name) if cached is not None else getattr(self.plugins.hook, hook_name).get_hookimpls()
+        impls = hookimpls(self.plugins, hook_name)
         hit = self._order.get(hook_name)
         if hit is not None and hit[0] is impls:
             order = hit[1]

@@ -68,6 +68,13 @@ def _truthy(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def hookimpls(plugins: Any, hook_name: str) -> list[Any]:
+    """A hook's implementations: cached by the kernel's `PluginManager` (the same list until a
+    plugin is (un)registered), fetched afresh from anything else that exposes pluggy's `hook`."""
+    cached = getattr(plugins, "hookimpls", None)
+    return cached(hook_name) if cached is not None else getattr(plugins.hook, hook_name).get_hookimpls()
+
+
 class PluginManager:
     """A typed facade over `pluggy.PluginManager`; `pm.hook` stays available for the kernel."""
 

@@ -36,6 +36,7 @@ from pydantic import ConfigDict
 
 from legion_core.errors import ContextOverflow, NoProviderAvailable
 from legion_core.log import get_logger
+from legion_core.plugins.manager import hookimpls
 from legion_core.providers.base import Provider
 from legion_core.providers.registry import AUTO_PRIORITY, ProviderRegistry
 from legion_core.routing.complexity import estimate_complexity
@@ -440,14 +441,10 @@ class Router:
         return out
 
     # ================================================================ the decision
-    def _has_impls(self, name: str, hook: Any) -> bool:
-        cached = getattr(self.plugins, "hookimpls", None)  # the kernel's manager caches the list
-        return bool(cached(name) if cached is not None else hook.get_hookimpls())
-
     def _request_signals(self, request: ChatRequest) -> dict[str, float]:
         signals: dict[str, float] = {}
         hook = self.plugins.hook.legion_request_signals
-        if self._has_impls("legion_request_signals", hook):
+        if hookimpls(self.plugins, "legion_request_signals"):
             try:
                 results = hook(request=request)
             except Exception as e:  # noqa: BLE001 - a broken signal plugin must not stop routing
@@ -464,7 +461,7 @@ class Router:
         penalties: dict[str, float] = {}
         unhealthy: dict[str, str] = {}
         hook = self.plugins.hook.legion_provider_signals
-        if not self._has_impls("legion_provider_signals", hook):
+        if not hookimpls(self.plugins, "legion_provider_signals"):
             return penalties, unhealthy
         for name, p in providers.items():
             try:
