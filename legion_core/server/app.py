@@ -611,7 +611,14 @@ class GatewayApp(Starlette):
     request's CPU). That is safe because every endpoint already turns any exception into an
     error in its caller's dialect; everything else (path parameters, 404/405) takes the full stack."""
 
-    fast_lane: dict[tuple[str, str], Callable[[Request], Awaitable[Response]]] = {}
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fast_lane: dict[tuple[str, str], Callable[[Request], Awaitable[Response]]] = {}
+        for r in self.routes:
+            if isinstance(r, Route) and not r.param_convertors:  # fixed paths only
+                for method in r.methods or ():
+                    if method != "HEAD":  # Starlette adds HEAD to GET routes: it keeps those
+                        self.fast_lane[(method, r.path)] = r.endpoint
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
@@ -655,11 +662,10 @@ def create_app(legion: Any, *, manage_lifecycle: bool = True, background_boot: b
             if manage_lifecycle:
                 await gw.shutdown()
 
-    endpoints = [(path, method, _endpoint(dialect, name, handler, **opts))
-                 for path, method, dialect, name, handler, opts in ROUTES]
-    app = GatewayApp(routes=[Route(path, ep, methods=[method]) for path, method, ep in endpoints],
-                     lifespan=lifespan, exception_handlers={404: _http_error, 405: _http_error})
-    app.fast_lane = {(method, path): ep for path, method, ep in endpoints if "{" not in path}
+    routes = [Route(path, _endpoint(dialect, name, handler, **opts), methods=[method])
+              for path, method, dialect, name, handler, opts in ROUTES]
+    app = GatewayApp(routes=routes, lifespan=lifespan,
+                     exception_handlers={404: _http_error, 405: _http_error})
     app.state.gateway = gw
     if legion.started():
         gw.configure()
