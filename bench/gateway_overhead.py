@@ -46,13 +46,17 @@ MASTER_KEY = "sk-bench-master"
 UPSTREAM_KEY = "sk-test-fake"
 MODEL = "gpt-4o-mini"
 
+# Every request's prompt is unique across wrk runs too: wrk restarts its counter and Lua's
+# random sequence (fixed seed) in each run, so the nonce (one per run) keeps a later run from
+# replaying an earlier one's prompts, which the gateway would answer from its cache.
 LUA = """
 counter = 0
 local key = os.getenv("BENCH_KEY") or ""
+local nonce = os.getenv("BENCH_NONCE") or ""
 request = function()
   counter = counter + 1
   local body = '{"model":"%MODEL%","messages":[{"role":"user","content":"What day follows Tuesday? #'
-    .. counter .. '-' .. math.random(1000000000) .. '"}]}'
+    .. nonce .. '-' .. counter .. '"}]}'
   local headers = {["Content-Type"] = "application/json"}
   if key ~= "" then headers["Authorization"] = "Bearer " .. key end
   return wrk.format("POST", "/v1/chat/completions", headers, body)
@@ -206,7 +210,8 @@ def _ms(text: str) -> float:
 def wrk(url: str, conns: int, seconds: float, lua: Path, key: str = "") -> dict[str, float]:
     out = subprocess.run(["taskset", "-c", "1", "wrk", "-t1", f"-c{conns}", f"-d{max(1, int(seconds))}s", "--latency",
                           "--timeout", "10s", "-s", str(lua), url],
-                         capture_output=True, text=True, env={**os.environ, "BENCH_KEY": key}).stdout
+                         capture_output=True, text=True,
+                         env={**os.environ, "BENCH_KEY": key, "BENCH_NONCE": str(time.time_ns())}).stdout
     res = {"p50": float("nan"), "p99": float("nan"), "rps": 0.0, "requests": 0, "errors": 0}
     for line in out.splitlines():
         s = line.strip()
@@ -252,6 +257,15 @@ def ttfb(url: str, headers: dict[str, str], n: int = 200, direct: str | None = N
                 times.append(t)
                 diffs.append(t - base)
     return statistics.median(times), statistics.median(diffs)
+
+
+def cache_hits(url: str) -> float:
+    """Tier-0 hits the gateway has served so far (from /metrics); the runs must have none."""
+    import httpx
+
+    text = httpx.get(url + "/metrics", timeout=10).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("legion_cache_hits_total"))
 
 
 def smoke(url: str, key: str = "") -> None:
@@ -363,6 +377,11 @@ def main() -> int:
             res = {"p50_1": one["p50"], "p99_1": one["p99"], "rps_32": many["rps"], "p99_32": many["p99"],
                    "rss": tree_rss_mb(proc.pid), "errors": one["errors"] + many["errors"],
                    "ttfb": first_chunk, "ttfb_extra": first_chunk_extra, "cpu_ms": cpu_ms}
+            if name == "legion":
+                hits = cache_hits(url)
+                if hits:
+                    notes.append(f"legion: {hits:.0f} cache hits during the runs; the figures are not all "
+                                 "cache misses (the prompts repeated)")
             if name == "legion" and args.soak:
                 res["soak"] = soak(url, lua, proc.pid)  # type: ignore[assignment]
             results[name] = res
