@@ -485,3 +485,21 @@ def test_anthropic_message_start_carries_an_input_token_estimate(http):
         lines = list(r.iter_lines())
     start = json.loads(lines[lines.index("event: message_start") + 1][6:])
     assert start["message"]["usage"]["input_tokens"] > 40
+
+
+def test_tune_gc_freezes_startup_objects_and_raises_thresholds():
+    """`serve()` owns its process and tunes the cyclic GC for a request-heavy server; the tuning
+    is a function of its own so embedding applications (ServerThread, tests) keep theirs."""
+    import gc
+
+    from legion_core.server.run import GC_THRESHOLDS, tune_gc
+
+    before = gc.get_threshold()
+    try:
+        tune_gc()
+        assert gc.get_threshold() == GC_THRESHOLDS
+        assert GC_THRESHOLDS[0] > before[0]
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
