@@ -77,7 +77,8 @@ def serve(legion_or_settings: Any = None, host: str | None = None, port: int | N
     :param allow_unauthenticated: allow a non-loopback bind with auth disabled.
     :raises UnsafeBindError: for a non-loopback bind with auth disabled and no override.
 
-    Uses uvloop when installed and httptools when installed; the access log is off.
+    Uses uvloop when installed and httptools when installed; the access log is off. Once the
+    server listens it tunes this process's garbage collector (`tune_gc`).
     """
     legion = _as_legion(legion_or_settings)
     loop_factory = None
