@@ -146,6 +146,9 @@ def legion_register_tools(register: Callable[[ToolSpec], None]) -> None:
 def legion_dispatch_tool(call: ToolCall, context: RequestContext) -> ToolResult | None:
     """Execute a tool call a model returned. The first non-None result wins.
 
+    Register the tools you execute (`legion_register_tools`): the pipeline checks a round of
+    calls before running any, and runs none of a round that mixes registered tools with others.
+
     :param call: the tool call (id, name, arguments).
     :param context: the request's context.
     :returns: a `ToolResult`, or None when this plugin does not own the tool.

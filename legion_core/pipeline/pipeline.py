@@ -59,7 +59,9 @@ from legion_core.types import (
     TextDelta,
     ThinkingBlock,
     ThinkingDelta,
+    ToolCall,
     ToolCallDelta,
+    ToolResult,
     ToolSpec,
     ToolUseBlock,
     Usage,
@@ -393,15 +395,9 @@ class Pipeline:
         loops = 0
         limit = self.settings.llm.tool_loop_limit
         while resp.tool_calls and req.tools and loops < limit:
-            results = []
-            for tc in resp.tool_calls:
-                r = await _maybe_await(self.legion.plugins.hook.legion_dispatch_tool(
-                    call=tc, context=turn.context))
-                if r is None:
-                    break
-                results.append(r)
-            if len(results) != len(resp.tool_calls):
-                break  # a tool nobody here dispatches: the caller executes its own tools
+            results = await self.dispatch_round(resp.tool_calls, turn.context)
+            if results is None:
+                break  # calls for the caller's own tools: it executes them
             loops += 1
             req = tool_turn(req, resp, results)
             candidates = self._answered_first(candidates, resp)
@@ -428,6 +424,30 @@ class Pipeline:
                         "the model's answer does not match the JSON schema after one repair attempt: "
                         + "; ".join(errors2[:5]), errors=errors2, text=resp.text)
         return resp
+
+    async def dispatch_round(self, calls: list[ToolCall], context: RequestContext) -> list[ToolResult] | None:
+        """Every call's result, or None to hand the whole round to the caller, decided before
+        anything runs where it can be: a round whose tools are all registered by plugins
+        (`legion_register_tools`) runs every call (one no plugin executes gets an error result),
+        and a round mixing registered tools with others runs none. Otherwise a half-run round
+        would hand the caller calls of which some already ran, and the model, never seeing
+        their results, would call them again. A round with no registered tool is offered to
+        the dispatchers call by call (plugins that execute tools they do not register) and goes
+        back to the caller at the first call none of them takes."""
+        registered = [c.name in self.tools for c in calls]
+        if any(registered) and not all(registered):
+            return None
+        hook = self.legion.plugins.hook.legion_dispatch_tool
+        results: list[ToolResult] = []
+        for c in calls:
+            r = await _maybe_await(hook(call=c, context=context))
+            if r is None:
+                if not registered[0]:
+                    return None
+                r = ToolResult(tool_use_id=c.id, is_error=True,
+                               content=f"tool {c.name!r} is registered, but no plugin executed this call")
+            results.append(r)
+        return results
 
     @staticmethod
     def _answered_first(candidates: list[CandidateScore], resp: ChatResponse) -> list[CandidateScore]:

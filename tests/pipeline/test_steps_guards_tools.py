@@ -210,6 +210,55 @@ async def test_registered_tools_complete_named_tools_and_loop(make_legion, scrip
     assert r.text == "Noon." and len(plugin.calls) == 1
 
 
+def two_calls(first, second):
+    return ChatResponse(content=[ToolUseBlock(id="call_1", name=first, input={}),
+                                 ToolUseBlock(id="call_2", name=second, input={})],
+                        stop_reason="tool_use", usage=Usage(input_tokens=7, output_tokens=3))
+
+
+async def test_a_round_mixing_plugin_and_caller_tools_executes_none_of_them(make_legion, script):
+    """The caller gets every call back; had the plugin's run first, its side effect would happen
+    here and again when the caller's next turn makes the model call it once more."""
+    plugin = ClockTools()
+    lg = await make_legion(plugins=(plugin,))
+    script.then("loc", two_calls("get_time", "send_email"))
+    r = await lg.pipeline.chat(text_request("Time, then mail bob", tools=[
+        ToolSpec(name="get_time"), ToolSpec(name="send_email", description="Send mail")]))
+    assert r.stop_reason == "tool_use" and [c.name for c in r.tool_calls] == ["get_time", "send_email"]
+    assert plugin.calls == [], "nothing ran: the round goes back whole"
+    assert script.total() == 1
+
+
+async def test_a_round_of_registered_tools_runs_every_call(make_legion, script):
+    plugin = ClockTools()
+    lg = await make_legion(plugins=(plugin,))
+    script.then("loc", two_calls("get_time", "get_time"), "Noon twice.")
+    r = await lg.pipeline.chat(text_request("time?", tools=[ToolSpec(name="get_time")]))
+    assert r.text == "Noon twice." and len(plugin.calls) == 2
+    _, second = script.calls["loc"][1]
+    assert [b.tool_use_id for b in second.messages[-1].content] == ["call_1", "call_2"]
+
+
+class RegistersButDeclines(ClockTools):
+    @hookimpl
+    def legion_register_tools(self, register):
+        register(ToolSpec(name="get_time", description="Current UTC time", side_effects=False))
+        register(ToolSpec(name="get_date", description="Today", side_effects=False))
+
+
+async def test_a_registered_tool_nobody_executes_gets_an_error_result(make_legion, script):
+    """Both calls are declared, the first has run: the round completes, the model is told."""
+    plugin = RegistersButDeclines()
+    lg = await make_legion(plugins=(plugin,))
+    script.then("loc", two_calls("get_time", "get_date"), "Sorry, no date.")
+    r = await lg.pipeline.chat(text_request("time and date?", tools=[ToolSpec(name="get_time")]))
+    assert r.text == "Sorry, no date." and len(plugin.calls) == 1
+    _, second = script.calls["loc"][1]
+    results = second.messages[-1].content
+    assert results[0].content == "12:00 UTC" and not results[0].is_error
+    assert results[1].is_error and "get_date" in results[1].content
+
+
 class Wrapper:
     def __init__(self):
         self.wrapped = 0
