@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 import httpx
+from aiohttp.http_exceptions import TransferEncodingError
 from httpx_aiohttp import AiohttpTransport
 
 from legion_core.errors import ProviderError, ProviderTimeout, ProviderUnavailable
@@ -37,29 +38,37 @@ def make_client(settings: ProviderSettings, *, base_url: str | None = None,
                              timeout=timeouts_for(settings, defaults), **kw)
 
 
-def transport_error(exc: BaseException, provider: str) -> ProviderError:
-    """Map a connection-level failure (refused, reset, timeout) to a typed error.
+#: A connection that failed or broke, as opposed to a slow answer: refused, reset, closed early,
+#: a body cut short. aiohttp's (the hot path, `Pool.post`) and httpx's (off it).
+BROKEN: tuple[type[BaseException], ...] = (
+    ConnectionError, aiohttp.ClientOSError, aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError,
+    TransferEncodingError, httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError)
 
-    Takes aiohttp's errors (the hot path) and httpx's. httpx-aiohttp maps every
-    `aiohttp.ClientConnectionError` (refused, server disconnected) to `httpx.ConnectTimeout`,
-    so for httpx errors the underlying aiohttp/OS error decides, not the httpx class.
+
+def transport_error(exc: BaseException, provider: str, url: str | None = None) -> ProviderError:
+    """Map a connection-level failure to a typed error: a broken connection anywhere in the
+    chain of causes is `ProviderUnavailable`, else a timeout is `ProviderTimeout`, else
+    unavailable. `url` (the upstream's base URL) goes into the message when given.
+
+    aiohttp's timeouts (`ServerTimeoutError`, `SocketTimeoutError`, `ConnectionTimeoutError`) are
+    `TimeoutError`s. httpx-aiohttp reports every `aiohttp.ClientConnectionError` (refused, server
+    disconnected) as `httpx.ConnectTimeout`, so an httpx timeout counts only when no aiohttp
+    connection error lies underneath.
     """
     chain: list[BaseException] = []
     e: BaseException | None = exc
     while e is not None and len(chain) < 8:
         chain.append(e)
         e = e.__cause__ or e.__context__
-    inner = chain[1:] if isinstance(exc, httpx.HTTPError) else chain
-    if inner:
-        if any(isinstance(x, TimeoutError) for x in inner):
-            return ProviderTimeout(f"{provider}: upstream timed out", provider=provider)
-        if any(type(x).__module__.startswith(("aiohttp", "builtins")) for x in inner):
-            return ProviderUnavailable(f"{provider}: upstream unreachable ({type(inner[-1]).__name__})",
-                                       provider=provider)
-    if isinstance(exc, httpx.TimeoutException):
-        return ProviderTimeout(f"{provider}: upstream timed out", provider=provider)
-    return ProviderUnavailable(f"{provider}: upstream unreachable ({type(exc).__name__})",
-                               provider=provider)
+    if not any(isinstance(x, BROKEN) for x in chain):
+        timed_out = any(isinstance(x, TimeoutError) for x in chain) or (
+            isinstance(exc, httpx.TimeoutException)
+            and not any(isinstance(x, aiohttp.ClientConnectionError) for x in chain[1:]))
+        if timed_out:
+            return ProviderTimeout(f"{provider}: upstream timed out" + (f" ({url})" if url else ""),
+                                   provider=provider)
+    return ProviderUnavailable(f"{provider}: upstream unreachable" + (f" at {url}" if url else "")
+                               + f" ({type(chain[-1]).__name__})", provider=provider)
 
 
 #: What the aiohttp hot path can raise for a failed exchange (map with `transport_error`).

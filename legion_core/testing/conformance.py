@@ -451,7 +451,7 @@ class ProviderConformance:
         async with self.other_provider(provider_factory, f"http://127.0.0.1:{free_port}") as p:
             with pytest.raises(ProviderUnavailable) as info:
                 await p.chat(self.request(), model)
-            assert info.value.failover
+            assert info.value.failover and info.value.provider == p.name
             res = await collect_stream(p.stream(self.request(), model))
             assert isinstance(res.error, ProviderUnavailable) and not res.chunks
 

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import aiohttp
-import httpx
-
 from legion_core.errors import (
     ContentPolicy,
     ContextOverflow,
     ProviderAuthError,
     ProviderBadRequest,
     ProviderError,
-    ProviderTimeout,
     ProviderUnavailable,
     RateLimited,
     error_for_status,
@@ -65,29 +61,3 @@ def from_error_body(status: int | None, body: Any, *, provider: str,
         return ProviderUnavailable(text, **kw)
     return error_for_status(status, text, provider=provider,
                             retry_after=retry_after_seconds(headers))
-
-
-#: A connection that failed or broke, as opposed to a slow answer: refused, reset, closed early,
-#: a body cut short. aiohttp's (the hot path, `Pool.post`) and httpx's (discovery, token counting).
-_BROKEN: tuple[type[BaseException], ...] = (
-    ConnectionError, aiohttp.ClientOSError, aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError,
-    httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError)
-
-
-def from_transport(exc: BaseException, *, provider: str, url: str) -> ProviderError:
-    """A connection-level failure. aiohttp's timeouts (`ServerTimeoutError`, `SocketTimeoutError`,
-    `ConnectionTimeoutError`) are `TimeoutError`s. httpx-aiohttp (off the hot path) reports every
-    aiohttp connection error as `ConnectTimeout`, so the error underneath decides before the httpx class."""
-    chain: list[BaseException] = []
-    e: BaseException | None = exc
-    while e is not None and len(chain) < 6:
-        chain.append(e)
-        e = e.__cause__ or e.__context__
-    if not any(isinstance(x, _BROKEN) for x in chain):
-        if any(isinstance(x, TimeoutError) for x in chain):
-            return ProviderTimeout(f"{provider}: upstream timed out ({url})", provider=provider)
-        if isinstance(exc, httpx.TimeoutException) and not any(
-                isinstance(x, aiohttp.ClientConnectionError) for x in chain[1:]):
-            return ProviderTimeout(f"{provider}: upstream timed out ({url})", provider=provider)
-    return ProviderUnavailable(f"{provider}: upstream unreachable at {url} ({type(exc).__name__})",
-                               provider=provider)

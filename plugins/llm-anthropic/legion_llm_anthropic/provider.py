@@ -17,7 +17,7 @@ from legion_core.errors import (
     SettingsError,
     StreamInterrupted,
 )
-from legion_core.providers.http import TRANSPORT_ERRORS
+from legion_core.providers.http import TRANSPORT_ERRORS, transport_error
 from legion_core.providers.pool import PooledProvider
 from legion_core.settings.models import ProviderSettings
 from legion_core.types import (
@@ -34,7 +34,7 @@ from legion_core.types import (
     UsageChunk,
 )
 from legion_llm_anthropic import catalog
-from legion_llm_anthropic.errors import from_error_body, from_transport
+from legion_llm_anthropic.errors import from_error_body
 from legion_llm_anthropic.sse import SSEDecoder
 from legion_llm_anthropic.wire import (
     REDACTED,
@@ -126,7 +126,7 @@ class AnthropicProvider(PooledProvider):
         raise self._error_from(resp.status_code, await resp.aread(), resp.headers)
 
     def _transport(self, e: BaseException) -> ProviderError:
-        return from_transport(e, provider=self.name, url=self.base_url or "")
+        return transport_error(e, self.name, self.base_url or None)
 
     async def _post(self, payload: bytes, headers: dict[str, str] | None) -> tuple[int, Any, bytes]:
         """POST /v1/messages and read the whole answer: (status, headers, raw body)."""

@@ -553,42 +553,6 @@ async def test_prompt_caching_marks_tools_and_system(fake: FakeAnthropic) -> Non
         AnthropicProvider("claude", ProviderSettings(api_key=KEY, prompt_caching="yes"))
 
 
-# ------------------------------------------------------------------ transport errors (aiohttp hot path)
-def _aiohttp_failures() -> list[Any]:
-    """aiohttp's own exceptions as `Pool.post` and a streamed body raise them, with their causes."""
-    import aiohttp
-    from aiohttp.client_reqrep import ConnectionKey
-    from aiohttp.http_exceptions import TransferEncodingError
-
-    def caused(exc: BaseException, cause: BaseException) -> BaseException:
-        exc.__cause__ = cause
-        return exc
-
-    key = ConnectionKey("127.0.0.1", 9, False, True, None, None, None, "127.0.0.1")
-    refused = ConnectionRefusedError(111, "Connection refused")
-    return [
-        pytest.param(caused(aiohttp.ClientConnectorError(key, refused), refused), ProviderUnavailable, id="refused"),
-        pytest.param(aiohttp.ServerTimeoutError("Timeout on reading data"), ProviderTimeout, id="server-timeout"),
-        pytest.param(aiohttp.SocketTimeoutError("Timeout on reading data"), ProviderTimeout, id="socket-timeout"),
-        pytest.param(caused(aiohttp.ConnectionTimeoutError("Connection timeout"), TimeoutError()), ProviderTimeout,
-                     id="connect-timeout"),
-        pytest.param(TimeoutError(), ProviderTimeout, id="timeout"),
-        pytest.param(aiohttp.ServerDisconnectedError(), ProviderUnavailable, id="disconnected"),
-        pytest.param(caused(aiohttp.ClientPayloadError("Response payload is not completed"),
-                            TransferEncodingError("Not enough data")), ProviderUnavailable, id="payload"),
-        pytest.param(aiohttp.ClientOSError(104, "Connection reset by peer"), ProviderUnavailable, id="reset"),
-    ]
-
-
-@pytest.mark.parametrize(("exc", "expected"), _aiohttp_failures())
-def test_aiohttp_transport_errors_are_typed(exc: BaseException, expected: type[ProviderError]) -> None:
-    from legion_llm_anthropic.errors import from_transport
-
-    err = from_transport(exc, provider="claude", url="http://127.0.0.1:9")
-    assert type(err) is expected and err.failover and err.provider == "claude"
-    assert "http://127.0.0.1:9" in str(err)
-
-
 async def test_stream_stalled_before_the_first_token_times_out(fake: FakeAnthropic) -> None:
     fake.fail_with("timeout")
     p = AnthropicProvider("claude", ProviderSettings(base_url=fake.url, api_key=KEY, timeout_read=0.3))

@@ -5,10 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import aiohttp
-import httpx
-from aiohttp.http_exceptions import TransferEncodingError
-
 from legion_core.errors import (
     ContentPolicy,
     ContextOverflow,
@@ -49,26 +45,3 @@ def from_error(status: int | None, body: Any, *, provider: str, headers: Any = N
     if 400 <= status < 500:
         return ProviderBadRequest(text, **kw)
     return ProviderUnavailable(text, **kw)
-
-
-#: A connection that failed or broke, as opposed to a slow answer: refused, reset, closed early,
-#: a body cut short. aiohttp's (the hot path, `Pool.post`) and httpx's (discovery, health).
-_BROKEN: tuple[type[BaseException], ...] = (
-    ConnectionError, aiohttp.ClientOSError, aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError,
-    TransferEncodingError, httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError)
-
-
-def from_transport(exc: BaseException, *, provider: str, url: str) -> ProviderError:
-    """Connection-level failure. aiohttp's timeouts (`ServerTimeoutError`, `SocketTimeoutError`,
-    `ConnectionTimeoutError`) are `TimeoutError`s. httpx-aiohttp (off the hot path) reports a refused
-    connection as `ConnectTimeout`, so a broken connection underneath wins over "timed out"."""
-    chain: list[BaseException] = []
-    e: BaseException | None = exc
-    while e is not None and len(chain) < 6:
-        chain.append(e)
-        e = e.__cause__ or e.__context__
-    broken = any(isinstance(x, _BROKEN) for x in chain)
-    timed_out = isinstance(exc, httpx.TimeoutException) or any(isinstance(x, TimeoutError) for x in chain)
-    if timed_out and not broken:
-        return ProviderTimeout(f"{provider}: upstream timed out ({url})", provider=provider)
-    return ProviderUnavailable(f"{provider}: unreachable at {url} ({type(exc).__name__})", provider=provider)

@@ -20,7 +20,7 @@ from legion_core.errors import (
     SettingsError,
     StreamInterrupted,
 )
-from legion_core.providers.http import TRANSPORT_ERRORS
+from legion_core.providers.http import TRANSPORT_ERRORS, transport_error
 from legion_core.providers.pool import PooledProvider
 from legion_core.settings.models import ProviderSettings
 from legion_core.types import (
@@ -37,7 +37,7 @@ from legion_core.types import (
     UsageChunk,
 )
 from legion_llm_ollama.discovery import ModelDiscovery
-from legion_llm_ollama.errors import from_error, from_transport
+from legion_llm_ollama.errors import from_error
 from legion_llm_ollama.ndjson import NDJSONDecoder
 from legion_llm_ollama.wire import request_to_wire, response_from_wire, stop_reason, tool_uses, usage
 
@@ -128,7 +128,7 @@ class OllamaProvider(PooledProvider):
         return from_error(status, body, provider=self.name, headers=headers)
 
     def _transport(self, e: BaseException) -> ProviderError:
-        return from_transport(e, provider=self.name, url=self.base_url or DEFAULT_URL)
+        return transport_error(e, self.name, self.base_url or DEFAULT_URL)
 
     async def _post_json(self, path: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
         try:
