@@ -434,15 +434,16 @@ class Pipeline:
         their results, would call them again. A round with no registered tool is offered to
         the dispatchers call by call (plugins that execute tools they do not register) and goes
         back to the caller at the first call none of them takes."""
-        registered = [c.name in self.tools for c in calls]
-        if any(registered) and not all(registered):
+        n_registered = sum(c.name in self.tools for c in calls)
+        if 0 < n_registered < len(calls):
             return None
+        declared = n_registered > 0
         hook = self.legion.plugins.hook.legion_dispatch_tool
         results: list[ToolResult] = []
         for c in calls:
             r = await _maybe_await(hook(call=c, context=context))
             if r is None:
-                if not registered[0]:
+                if not declared:
                     return None
                 r = ToolResult(tool_use_id=c.id, is_error=True,
                                content=f"tool {c.name!r} is registered, but no plugin executed this call")
