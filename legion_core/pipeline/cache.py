@@ -3,8 +3,9 @@
 Keyed by a hash of the *normalized request* (messages, system, tools, sampling parameters,
 response format and any model the caller explicitly named) and never by the model the router
 picked, so the second identical question is answered without routing or calling anyone.
-An in-memory LRU sits in front of the SQLite `cache` table (lookups stay in microseconds);
-writes go through the batch writer. Entries expire after `llm.cache.ttl_seconds`.
+An in-memory LRU sits in front of the SQLite `cache` table (lookups stay in microseconds),
+and a Bloom filter of the stored keys (`KeyFilter`) answers most misses without reading
+SQLite; writes go through the batch writer. Entries expire after `llm.cache.ttl_seconds`.
 """
 
 from __future__ import annotations
@@ -67,6 +68,43 @@ def cacheable(request: ChatRequest, settings: CacheSettings) -> tuple[bool, str]
     return True, ""
 
 
+class KeyFilter:
+    """Which keys the `cache` table may hold: a Bloom filter over the keys present when the
+    process started and every key it stored since. A key it never saw is a miss without a
+    SQLite read (a new prompt: most requests); "maybe" reads SQLite as before, so a false
+    positive (about 1 in 5,000 at a million keys) costs only that read. It cannot see keys
+    another process stores, so `ResponseCache` drops it as soon as the batch writer notices
+    one (`BatchWriter.foreign_writes`); a key can be missed in the moment before that.
+    Fixed size (4 MiB, allocated at once): memory does not grow with the cache."""
+
+    BITS = 1 << 25
+    _MASK = BITS - 1
+
+    def __init__(self) -> None:
+        self.bits = bytearray(self.BITS >> 3)
+
+    def _positions(self, key: str) -> tuple[int, int, int]:
+        h = hash(key) & 0xFFFF_FFFF_FFFF_FFFF  # a str caches its hash; double hashing gives three
+        a, b, m = h & 0xFFFF_FFFF, (h >> 32) | 1, self._MASK
+        return a & m, (a + b) & m, (a + 2 * b) & m
+
+    def add(self, key: str) -> None:
+        bits = self.bits
+        for p in self._positions(key):
+            bits[p >> 3] |= 1 << (p & 7)
+
+    def __contains__(self, key: str) -> bool:
+        bits = self.bits
+        for p in self._positions(key):
+            if not bits[p >> 3] & (1 << (p & 7)):
+                return False
+        return True
+
+
+#: A table with more live keys than this at start keeps reading SQLite for every miss.
+KEY_FILTER_CAPACITY = 2_000_000
+
+
 def storable(response: ChatResponse) -> bool:
     """Only complete, non-empty answers are worth replaying."""
     return response.stop_reason in ("end_turn", "stop_sequence", "max_tokens") and bool(
@@ -90,6 +128,36 @@ class ResponseCache:
         if store.path is not None:
             self._reader = sqlite3.connect(str(store.path), check_same_thread=False)
             self._reader.execute("PRAGMA query_only=1")
+        # Only with a writer that reports other processes' writes (see KeyFilter).
+        self._filter: KeyFilter | None = None
+        if writer is not None and not getattr(writer, "foreign_writes", True):
+            self._filter = self._load_filter()
+
+    def _load_filter(self) -> KeyFilter | None:
+        sql = "SELECT key FROM cache WHERE expires IS NULL OR expires > ? LIMIT ?"
+        args = (time.time(), KEY_FILTER_CAPACITY + 1)
+        if self._reader is not None:
+            with self._read_lock:
+                keys = self._reader.execute(sql, args).fetchall()
+        else:
+            with self.store.lock:
+                keys = self.store.conn.execute(sql, args).fetchall()
+        if len(keys) > KEY_FILTER_CAPACITY:
+            return None
+        f = KeyFilter()
+        for (k,) in keys:
+            f.add(k)
+        return f
+
+    def _may_hold(self, key: str) -> bool:
+        """False when the table certainly does not hold `key` (no SQLite read needed)."""
+        f = self._filter
+        if f is None:
+            return True
+        if self.writer.foreign_writes:
+            self._filter = None  # another process writes here: its keys are not in the filter
+            return True
+        return key in f
 
     def _fetch(self, key: str) -> tuple[Any, ...] | None:
         sql = "SELECT response, expires FROM cache WHERE key = ?"
@@ -108,13 +176,13 @@ class ResponseCache:
     def get(self, key: str) -> ChatResponse | None:
         now = time.time()
         hit = self._lru.get(key)
-        if hit is None:
+        if hit is not None:
+            self._lru.move_to_end(key)
+        elif self._may_hold(key):
             row = self._fetch(key)
             if row is not None:
                 hit = (row[1] or float("inf"), row[0])
                 self._remember(key, hit)
-        else:
-            self._lru.move_to_end(key)
         if hit is None or hit[0] < now:
             if hit is not None:
                 self._lru.pop(key, None)
@@ -132,6 +200,8 @@ class ResponseCache:
         # how this answer was routed is not part of it: a hit gets its own tier-0 routing
         raw = response.model_dump_json(exclude=_NOT_CACHED)
         self._remember(key, (expires, raw))
+        if self._filter is not None:
+            self._filter.add(key)
         sql = "INSERT OR REPLACE INTO cache (key, response, created, expires, hits) VALUES (?, ?, ?, ?, 0)"
         if self.writer is not None:
             self.writer.put(sql, (key, raw, now, expires))
@@ -140,7 +210,7 @@ class ResponseCache:
                 self.store.conn.execute(sql, (key, raw, now, expires))
 
     def clear(self) -> int:
-        self._lru.clear()
+        self._lru.clear()  # the key filter keeps its bits: a cleared key is only a false positive
         with self.store.lock:
             return self.store.conn.execute("DELETE FROM cache").rowcount
 

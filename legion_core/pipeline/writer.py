@@ -3,6 +3,9 @@
 The pipeline never waits for the disk: audit rows, cache entries and conversation turns are
 queued here and a background thread commits them in batches (one transaction per batch).
 `flush()` waits for everything queued so far; `close()` flushes and stops the thread.
+
+It also notices another process writing to the same database (`foreign_writes`), which the
+tier-0 cache needs to know (see `pipeline.cache.KeyFilter`).
 """
 
 from __future__ import annotations
@@ -35,6 +38,10 @@ class BatchWriter:
         self._thread: threading.Thread | None = None
         self.written = 0
         self.errors = 0
+        #: Set (for good) once a connection other than this writer's committed to the database:
+        #: another process shares it. SQLite's `data_version` moves only for such commits.
+        self.foreign_writes = False
+        self._data_version = self._read_data_version()
 
     def start(self) -> None:
         if self._thread is None or not self._thread.is_alive():
@@ -85,6 +92,7 @@ class BatchWriter:
             self._wake.clear()
             try:
                 self._drain()
+                self._check_foreign()
             finally:
                 with self._flushed:
                     self._generation += 1
@@ -95,7 +103,25 @@ class BatchWriter:
                 self._drain()
                 return
 
+    def _read_data_version(self) -> int | None:
+        try:
+            with self.store.lock:
+                return int(self.store.conn.execute("PRAGMA data_version").fetchone()[0])
+        except Exception:  # noqa: BLE001 - without it, foreign writes go unnoticed: assume some
+            self.foreign_writes = True
+            return None
+
+    def _check_foreign(self) -> None:
+        """Called on every pass of the thread (every `interval` seconds) and before each commit."""
+        if self.foreign_writes:
+            return
+        v = self._read_data_version()
+        if v != self._data_version:
+            self.foreign_writes = True
+            log.info("another process writes to the database; the tier-0 key filter is off")
+
     def _commit(self, batch: list[Write]) -> None:
+        self._check_foreign()
         try:
             with self.store.lock:
                 c = self.store.conn

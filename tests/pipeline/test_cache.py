@@ -135,3 +135,80 @@ async def test_cache_hit_is_audited(make_legion, script):
 def test_message_key_document_is_pydantics_dump(message: Message) -> None:
     """Cache keys are stored: the hand-built document for plain text must be exactly pydantic's."""
     assert tier0._message_doc(message) == message.model_dump(mode="json", exclude_none=True)
+
+
+# ------------------------------------------------------------------ the key filter
+def _counting_fetch(cache, monkeypatch):
+    reads = []
+    real = cache._fetch
+
+    def fetch(key):
+        reads.append(key)
+        return real(key)
+
+    monkeypatch.setattr(cache, "_fetch", fetch)
+    return reads
+
+
+async def test_a_new_prompt_misses_without_reading_sqlite(make_legion, script, monkeypatch):
+    lg = await make_legion()
+    reads = _counting_fetch(lg.pipeline.cache, monkeypatch)
+    await lg.pipeline.chat(text_request(Q))
+    assert reads == [], "the key filter knew the key was never stored"
+    lg.pipeline.cache._lru.clear()  # evicted from memory: only SQLite has it now
+    lg.pipeline.writer.flush()
+    r = await lg.pipeline.chat(text_request(Q))
+    assert r.cache_hit and len(reads) == 1 and script.total() == 1
+
+
+async def test_the_filter_is_rebuilt_from_the_table_at_start(make_legion, script, monkeypatch):
+    lg = await make_legion()
+    await lg.pipeline.chat(text_request(Q))
+    await lg.shutdown()
+    lg2 = await make_legion()
+    assert lg2.pipeline.cache._filter is not None
+    r = await lg2.pipeline.chat(text_request(Q))
+    assert r.cache_hit and script.total() == 1
+
+
+async def test_another_process_writing_turns_the_filter_off(make_legion, script, tmp_path):
+    """A second connection stands for another process (`legion chat` beside `legion serve`):
+    its entry must be found, though this process's filter never saw the key."""
+    import sqlite3
+    import time
+
+    lg = await make_legion()
+    donor = await make_legion(home=tmp_path / "donor")  # produces a real cache row for Q
+    await donor.pipeline.chat(text_request(Q))
+    donor.pipeline.writer.flush()
+    row = donor.store.conn.execute("SELECT key, response, created, expires, hits FROM cache").fetchone()
+    await donor.shutdown()
+    other = sqlite3.connect(str(lg.store.path), isolation_level=None)
+    other.execute("INSERT INTO cache (key, response, created, expires, hits) VALUES (?, ?, ?, ?, ?)",
+                  (row[0], row[1], time.time(), time.time() + 3600, 0))
+    other.close()
+    lg.pipeline.writer.flush()  # a pass of the writer thread notices the foreign commit
+    assert lg.pipeline.writer.foreign_writes
+    r = await lg.pipeline.chat(text_request(Q))
+    assert r.cache_hit and lg.pipeline.cache._filter is None
+    assert script.total() == 1, "only the donor called a model"
+
+
+def test_a_table_too_large_for_the_filter_keeps_reading_sqlite(tmp_path, monkeypatch):
+    from legion_core.pipeline.writer import BatchWriter
+    from legion_core.settings.models import CacheSettings
+    from legion_core.store.db import Store
+    from legion_core.types import ChatResponse, TextBlock, Usage
+
+    store = Store(tmp_path / "legion.db")
+    writer = BatchWriter(store)
+    first = tier0.ResponseCache(store, CacheSettings(), writer)
+    answer = ChatResponse(content=[TextBlock(text="Wednesday.")], stop_reason="end_turn", usage=Usage())
+    for i in range(3):
+        first.put(f"k{i}", answer)
+    assert first._filter is not None and "k1" in first._filter and "never" not in first._filter
+    first.close()
+    monkeypatch.setattr(tier0, "KEY_FILTER_CAPACITY", 2)
+    second = tier0.ResponseCache(store, CacheSettings(), writer)
+    assert second._filter is None and second.get("k2").text == "Wednesday."
+    second.close()
