@@ -171,6 +171,10 @@ def _learn(tok: str) -> int:
             mask |= _STEMS[n].get(word[:n], 0)
         if word in _BIFIRST and end not in ".!?,;:":
             mask |= BI
+    if mask & NUM:
+        # Numbers, ids and dates are mostly one-offs: memoising them would fill the memo with
+        # tokens never seen again and push the words out (and the memo out of the CPU's caches).
+        return mask
     if len(_MEMO) >= _MEMO_MAX:
         _MEMO.clear()
         _CLEAN.clear()
@@ -205,7 +209,8 @@ def _counts(t: str) -> tuple[list[str], dict[int, int]]:
         for i in range(len(masks) - 1):
             if masks[i] & BI:
                 nxt = toks[i + 1]
-                bits2 = _BIGRAMS.get((clean[toks[i]], clean.get(nxt) or nxt.strip(_PUNCT)), 0)
+                cur = toks[i]  # the memo may have been cleared since this call looked a token up
+                bits2 = _BIGRAMS.get((clean.get(cur) or cur.strip(_PUNCT), clean.get(nxt) or nxt.strip(_PUNCT)), 0)
                 if bits2:
                     for b in _CAT_BITS:
                         if bits2 & b:

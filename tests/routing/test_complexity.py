@@ -170,3 +170,17 @@ def test_more_named_people_to_keep_track_of_make_a_word_problem_harder():
 def test_word_problem_signals_are_zero_outside_word_problems():
     f = features(COMPLEX[0])
     assert f["word_problem"] == f["chained"] == f["entities"] == 0.0
+
+
+def test_the_token_memo_filling_up_mid_prompt_changes_nothing(monkeypatch):
+    """The memo is cleared when full, possibly in the middle of a prompt whose earlier tokens it
+    had just answered: the bigram pass must not depend on them still being there."""
+    from legion_core.routing import complexity as cx
+
+    text = "how many marbles zqxa zqxb?"
+    expected = cx.estimate_complexity(text)  # also memoises "how" and "many"
+    for tok in ("zqxa", "zqxb?"):
+        cx._MEMO.pop(tok, None)
+        cx._CLEAN.pop(tok, None)
+    monkeypatch.setattr(cx, "_MEMO_MAX", len(cx._MEMO) + 1)  # learning the second new token clears it
+    assert cx.estimate_complexity(text) == expected
