@@ -91,8 +91,10 @@ class BatchWriter:
             self._wake.wait(self.interval)
             self._wake.clear()
             try:
-                self._drain()
-                self._check_foreign()
+                if self._q:
+                    self._drain()  # each commit checks for foreign writes first
+                else:
+                    self._check_foreign()  # idle: still notice another process writing
             finally:
                 with self._flushed:
                     self._generation += 1
@@ -112,7 +114,7 @@ class BatchWriter:
             return None
 
     def _check_foreign(self) -> None:
-        """Called on every pass of the thread (every `interval` seconds) and before each commit."""
+        """Called before each commit, and on every idle pass of the thread (every `interval` s)."""
         if self.foreign_writes:
             return
         v = self._read_data_version()
