@@ -537,6 +537,16 @@ class Router:
         return (f"does not fit in memory: needs {c.memory_bytes // mb} MB, "
                 f"{max(0, avail - self.memory_floor) // mb} MB free above the {self.memory_floor // mb} MB floor")
 
+    def _fit_drop(self, c: _Cand, hard_caps: frozenset[str], need: int) -> str | None:
+        """Whether the model itself can serve the request: capabilities, window, memory."""
+        if hard_caps and not hard_caps <= c.caps:
+            return "lacks capability: " + ", ".join(sorted(hard_caps - c.caps))
+        if c.limit and need > c.limit:
+            return f"context window {c.model.context_window} too small for ~{need} tokens (10% headroom)"
+        if c.memory_bytes is not None:
+            return self._memory_drop(c)
+        return None
+
     def _model_drop(self, c: _Cand, exclude: frozenset[str], target: _Target | None, strict: bool,
                     never_cloud: str | None) -> str | None:
         """Reasons specific to one model (the order here is the order explain reports them in)."""
@@ -674,15 +684,7 @@ class Router:
                 for c in g.cands:
                     reason = None
                     if simple:  # the common case: only the per-model facts can drop it
-                        if c.discovery_drop is not None:
-                            reason = c.discovery_drop
-                        elif hard_caps and not hard_caps <= c.caps:
-                            reason = "lacks capability: " + ", ".join(sorted(hard_caps - c.caps))
-                        elif c.limit and need > c.limit:
-                            reason = (f"context window {c.model.context_window} too small for ~{need} tokens "
-                                      f"(10% headroom)")
-                        elif c.memory_bytes is not None:
-                            reason = self._memory_drop(c)
+                        reason = c.discovery_drop or self._fit_drop(c, hard_caps, need)
                     elif excl_models is not None and c.full in excl_models:
                         reason = "excluded (already tried)"
                     elif explicit is not None and not explicit.accepts(c):
@@ -697,13 +699,8 @@ class Router:
                         reason = f"above max_tier {max_tier} (request constraint)"
                     elif free_only and not c.free:
                         reason = "not free (request constraint free_only)"
-                    elif hard_caps and not hard_caps <= c.caps:
-                        reason = "lacks capability: " + ", ".join(sorted(hard_caps - c.caps))
-                    elif c.limit and need > c.limit:
-                        reason = (f"context window {c.model.context_window} too small for ~{need} tokens "
-                                  f"(10% headroom)")
-                    elif c.memory_bytes is not None:
-                        reason = self._memory_drop(c)
+                    else:
+                        reason = self._fit_drop(c, hard_caps, need)
                     if reason is None:
                         passed.append(c)
                     else:
