@@ -201,7 +201,7 @@ def compare(path: str, reps: int) -> None:
                     best[first][i] = min(best[first][i], t1 - t0)
                     best[second][i] = min(best[second][i], t2 - t1)
             a, b = (statistics.median(best[k]) / 1000 for k in ("that", "this"))
-            print(f"{'router' if constant else 'full':>6} {n_rules:>5} {n_cands:>10} | {a:>8.1f} {b:>8.1f} "
+            print(f"{'router' if constant else 'full':>6} {n_rules:>5} {n_cands:>10} | {a:>8.2f} {b:>8.2f} "
                   f"{b / a:>6.2f} | {same}/{len(reqs)}")
     print("full = with the built-in complexity estimator (warm: the prompts repeat); router = constant signal")
 
