@@ -6,6 +6,7 @@ writer off it. `recent()` and `stats()` serve `legion logs` and `legion stats`.
 
 from __future__ import annotations
 
+import operator
 import time
 from typing import Any
 
@@ -29,6 +30,33 @@ _CANDIDATES = TypeAdapter(list[CandidateScore])
 _ATTEMPTS = TypeAdapter(list[Attempt])
 
 
+class _CandidatesJSON:
+    """The `candidates` column, memoised by the candidates' identity. The router shares identical
+    (frozen) candidates between decisions, so most requests repeat an earlier list object for
+    object; its JSON is then reused instead of serialising the whole catalog again. The memo
+    holds the objects themselves, so an id can never be reused for a different candidate."""
+
+    SIZE = 256
+
+    def __init__(self) -> None:
+        self._memo: dict[tuple[int, ...], tuple[list[CandidateScore], str]] = {}
+
+    def __call__(self, cands: list[CandidateScore]) -> str:
+        key = tuple(map(id, cands))
+        hit = self._memo.get(key)
+        if hit is not None and all(map(operator.is_, hit[0], cands)):
+            return hit[1]
+        text = _CANDIDATES.dump_json(cands, exclude_none=True).decode()
+        if all(getattr(c, "model_config", {}).get("frozen") for c in cands):  # mutable ones may change
+            if len(self._memo) >= self.SIZE:
+                self._memo.clear()
+            self._memo[key] = (list(cands), text)
+        return text
+
+
+candidates_json = _CandidatesJSON()
+
+
 def _dumps(v: Any) -> str:
     return v if isinstance(v, str) else orjson.dumps(v).decode()
 
@@ -39,12 +67,12 @@ def build_row(*, request: ChatRequest, response: ChatResponse | None, decision: 
               caller: str | None = None) -> dict[str, Any]:
     """The row, column by column; `candidates` and `attempts` come already as JSON text."""
     provider_ms = sum(a.duration_ms for a in attempts)
-    intent = request.intent.model_dump()
+    intent = dict(request.intent.__dict__)  # its fields are scalars: `model_dump()`, cheaper
     intent["requires"] = sorted(request.required_capabilities())
     if decision is not None:
         intent["complexity"] = decision.complexity
         intent["estimated_tokens"] = decision.estimated_tokens
-    cands = _CANDIDATES.dump_json(list(decision.candidates), exclude_none=True).decode() if decision else "[]"
+    cands = candidates_json(decision.candidates) if decision else "[]"
     r = response
     return {
         "request_id": request.request_id, "ts": time.time(), "caller": caller or request.caller,
@@ -54,7 +82,7 @@ def build_row(*, request: ChatRequest, response: ChatResponse | None, decision: 
         "tier": r.tier if r else (decision.tier if decision else None),
         "rule": decision.rule if decision else None,
         "candidates": cands,
-        "attempts": _ATTEMPTS.dump_json(list(attempts), exclude_none=True).decode(),
+        "attempts": _ATTEMPTS.dump_json(attempts, exclude_none=True).decode() if attempts else "[]",
         "status": status, "error": error,
         "latency_ms": round(latency_ms, 3),
         "overhead_ms": round(max(0.0, latency_ms - provider_ms), 3),
@@ -70,6 +98,10 @@ def build_row(*, request: ChatRequest, response: ChatResponse | None, decision: 
     }
 
 
+_COLUMN_VALUES = operator.itemgetter(*COLUMNS)
+_JSON_AT = tuple(COLUMNS.index(c) for c in _JSON_COLUMNS)
+
+
 class AuditLog:
     def __init__(self, store: Store, writer: Any) -> None:
         self.store = store
@@ -77,8 +109,10 @@ class AuditLog:
 
     def record(self, row: dict[str, Any]) -> None:
         """Queue a row; never blocks on the disk."""
-        params = tuple(_dumps(row[c]) if c in _JSON_COLUMNS else row.get(c) for c in COLUMNS)
-        self.writer.put(_INSERT, params)
+        params = list(_COLUMN_VALUES(row))  # a row from `build_row`: every column present
+        for i in _JSON_AT:
+            params[i] = _dumps(params[i])
+        self.writer.put(_INSERT, tuple(params))
 
     def flush(self) -> None:
         self.writer.flush()

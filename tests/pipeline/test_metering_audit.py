@@ -144,3 +144,29 @@ async def test_prices_follow_catalog_changes(make_legion, script):
     lg.registry.set_discovered("cld", [ModelInfo(id="big", input_price=5.0, output_price=0.0)])
     r2 = await lg.pipeline.chat(text_request("b", provider="cld"))
     assert (r1.cost_usd, r2.cost_usd) == (pytest.approx(3.0), pytest.approx(5.0))
+
+
+def test_audit_candidates_json_is_reused_only_for_the_same_frozen_candidates():
+    """The `candidates` column is memoised by the candidates' identity (the router shares
+    frozen ones between decisions); a different or a mutable candidate is never served from it."""
+    import orjson
+
+    from legion_core.pipeline.audit import _CandidatesJSON
+    from legion_core.routing.router import FrozenCandidateScore
+    from legion_core.types import CandidateScore
+
+    memo = _CandidatesJSON()
+    a = FrozenCandidateScore(provider="loc", model="small", tier="local", score=1.0)
+    b = FrozenCandidateScore(provider="cld", model="big", tier="cloud", dropped="circuit open")
+    first = memo([a, b])
+    assert orjson.loads(first) == [{"provider": "loc", "model": "small", "tier": "local", "score": 1.0},
+                                   {"provider": "cld", "model": "big", "tier": "cloud", "score": 0.0,
+                                    "dropped": "circuit open"}]
+    assert memo([a, b]) is first  # the same objects in the same order: the same text
+    assert orjson.loads(memo([b, a]))[0]["provider"] == "cld"
+    c = FrozenCandidateScore(provider="loc", model="small", tier="local", score=2.0)
+    assert orjson.loads(memo([c, b]))[0]["score"] == 2.0
+    m = CandidateScore(provider="loc", model="small", tier="local")
+    assert orjson.loads(memo([m]))[0]["score"] == 0.0
+    m.score = 5.0  # a mutable candidate changed in place: its new value is written
+    assert orjson.loads(memo([m]))[0]["score"] == 5.0
