@@ -11,6 +11,7 @@ re-opens it for another cooldown. A 429 with Retry-After blocks the provider unt
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections import deque
 from collections.abc import Callable
@@ -39,7 +40,9 @@ class _ProviderHealth:
     last_error: str | None = None
     successes: int = 0
     total_failures: int = 0
-    p50: float | None = None  # cached; cleared when a latency is added
+    #: `latencies`, kept sorted as they come and go: the p50 the router reads on every
+    #: decision is then an index, not a sort of the window.
+    ordered: list[float] = field(default_factory=list)
 
 
 class HealthTracker:
@@ -58,8 +61,18 @@ class HealthTracker:
     # ------------------------------------------------------------------ writes
     def record_success(self, provider: str, latency_ms: float) -> None:
         h = self._get(provider)
-        h.latencies.append(float(latency_ms))
-        h.p50 = None
+        lat = h.latencies
+        if lat.maxlen is not None and len(lat) == lat.maxlen:
+            if not lat.maxlen:
+                return self._succeeded(h)
+            del h.ordered[bisect.bisect_left(h.ordered, lat[0])]  # the sample the window drops
+        v = float(latency_ms)
+        lat.append(v)
+        bisect.insort(h.ordered, v)
+        self._succeeded(h)
+
+    @staticmethod
+    def _succeeded(h: _ProviderHealth) -> None:
         h.consecutive_failures = 0
         h.state = "closed"
         h.probe_started = None
@@ -160,11 +173,9 @@ class HealthTracker:
 
     def p50(self, provider: str) -> float | None:
         h = self._h.get(provider)
-        if h is None or not h.latencies:
+        if h is None or not h.ordered:
             return None
-        if h.p50 is None:
-            h.p50 = _percentile(h.latencies, 0.5)
-        return h.p50
+        return _percentile_sorted(h.ordered, 0.5)
 
     def penalty(self, provider: str) -> float:
         """Score points to subtract: slow p50 over the threshold, plus recent failures."""
@@ -206,7 +217,10 @@ class HealthTracker:
 
 
 def _percentile(values: Any, q: float) -> float:
-    data = sorted(values)
+    return _percentile_sorted(sorted(values), q)
+
+
+def _percentile_sorted(data: list[float], q: float) -> float:
     if not data:
         return 0.0
     k = (len(data) - 1) * q

@@ -131,6 +131,21 @@ def test_latency_window_is_rolling(clock):
     assert ht.p50("p") == 10 and ht.penalty("p") == 0.0
 
 
+def test_p50_is_the_median_of_the_rolling_window(clock):
+    """The window is kept sorted incrementally; its p50 must match a fresh median at every step."""
+    import random
+    import statistics
+
+    ht = HealthTracker(HealthSettings(latency_window=7), clock=clock)
+    rng = random.Random(5)
+    seen: list[float] = []
+    for _ in range(200):
+        ms = float(rng.choice([rng.uniform(1, 500), 42.0]))  # repeats too: removal must hit one copy
+        ht.record_success("p", ms)
+        seen.append(ms)
+        assert ht.p50("p") == pytest.approx(statistics.median(seen[-7:]))
+
+
 def test_recent_failures_penalise_then_age_out(ht, clock):
     ht.record_failure("p", "timeout")
     assert ht.penalty("p") == FAILURE_PENALTY
