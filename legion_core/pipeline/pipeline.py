@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -41,7 +42,7 @@ from legion_core.pipeline.steps import (
     tool_turn,
 )
 from legion_core.pipeline.writer import BatchWriter
-from legion_core.plugins.manager import hookimpls
+from legion_core.plugins.manager import call_order
 from legion_core.types import (
     Attempt,
     CandidateScore,
@@ -86,21 +87,10 @@ class Guards:
 
     def __init__(self, plugins: Any) -> None:
         self.plugins = plugins
-        #: hook -> (the implementation list it was derived from, call order or None for wrappers)
-        self._order: dict[str, tuple[list[Any], list[Any] | None]] = {}
 
     def _impls(self, hook_name: str) -> list[Any] | None:
-        impls = hookimpls(self.plugins, hook_name)
-        hit = self._order.get(hook_name)
-        if hit is not None and hit[0] is impls:
-            order = hit[1]
-        else:
-            wrapped = any(getattr(i, "wrapper", False) or getattr(i, "hookwrapper", False) for i in impls)
-            order = None if wrapped else list(reversed(impls))  # wrappers need pluggy's own call loop
-            self._order[hook_name] = (impls, order)
+        order = call_order(self.plugins, hook_name)
         if order and getattr(self.plugins, "_trace_undo", None) is not None:  # LEGION_TRACE_PLUGINS
-            import sys
-
             names = ",".join(i.plugin_name for i in order)
             print(f"[legion trace] {hook_name} -> {names} (chained)", file=sys.stderr)
         return order

@@ -75,6 +75,39 @@ def hookimpls(plugins: Any, hook_name: str) -> list[Any]:
     return cached(hook_name) if cached is not None else getattr(plugins.hook, hook_name).get_hookimpls()
 
 
+def call_order(plugins: Any, hook_name: str) -> list[Any] | None:
+    """The hook's implementations in pluggy's call order (last registered first, `tryfirst`
+    first), or None when pluggy must make the call itself (wrappers need its call loop). Calling plain implementations straight from this
+    list (`call_plain`) is pluggy's `_multicall` without its per-call machinery, which hooks
+    consulted on every request (guards, request signals) paid each time. `firstresult` hooks
+    always go through pluggy."""
+    impls = hookimpls(plugins, hook_name)
+    cache: dict[str, tuple[list[Any], list[Any] | None]] | None = getattr(plugins, "call_orders", None)
+    hit = cache.get(hook_name) if cache is not None else None
+    if hit is None or hit[0] is not impls:
+        caller = getattr(plugins.hook, hook_name)
+        special = bool(caller.spec and caller.spec.opts.get("firstresult")) or any(
+            getattr(i, "wrapper", False) or getattr(i, "hookwrapper", False) for i in impls)
+        hit = (impls, None if special else list(reversed(impls)))
+        if cache is not None:
+            cache[hook_name] = hit
+    return hit[1]
+
+
+def call_plain(plugins: Any, hook_name: str, **kwargs: Any) -> list[Any]:
+    """`plugins.hook.<hook_name>(**kwargs)`: the non-None results in call order (through pluggy
+    when it must: wrappers, `firstresult`, `LEGION_TRACE_PLUGINS` monitoring)."""
+    order = call_order(plugins, hook_name)
+    if order is None or getattr(plugins, "_trace_undo", None) is not None:
+        return list(getattr(plugins.hook, hook_name)(**kwargs))
+    out = []
+    for impl in order:
+        r = impl.function(*[kwargs[a] for a in impl.argnames])
+        if r is not None:
+            out.append(r)
+    return out
+
+
 class PluginManager:
     """A typed facade over `pluggy.PluginManager`; `pm.hook` stays available for the kernel."""
 
@@ -84,6 +117,8 @@ class PluginManager:
         #: Bumped on every (un)registration; `hookimpls()` caches on it.
         self.generation = 0
         self._impls: dict[str, tuple[int, list[Any]]] = {}
+        #: hook -> (the implementation list, its plain call order): see `call_order`.
+        self.call_orders: dict[str, tuple[list[Any], list[Any] | None]] = {}
         self.records: dict[str, PluginRecord] = {}
         self._trace_undo: Any = None
         if _truthy("LEGION_TRACE_PLUGINS"):

@@ -36,7 +36,7 @@ from pydantic import ConfigDict
 
 from legion_core.errors import ContextOverflow, NoProviderAvailable
 from legion_core.log import get_logger
-from legion_core.plugins.manager import hookimpls
+from legion_core.plugins.manager import call_plain, hookimpls
 from legion_core.providers.base import Provider
 from legion_core.providers.registry import AUTO_PRIORITY, ProviderRegistry
 from legion_core.routing.complexity import estimate_complexity
@@ -443,10 +443,9 @@ class Router:
     # ================================================================ the decision
     def _request_signals(self, request: ChatRequest) -> dict[str, float]:
         signals: dict[str, float] = {}
-        hook = self.plugins.hook.legion_request_signals
         if hookimpls(self.plugins, "legion_request_signals"):
             try:
-                results = hook(request=request)
+                results = call_plain(self.plugins, "legion_request_signals", request=request)
             except Exception as e:  # noqa: BLE001 - a broken signal plugin must not stop routing
                 log.warning("request signal plugin failed", error=f"{type(e).__name__}: {e}")
                 results = []
@@ -460,12 +459,11 @@ class Router:
     def _provider_signals(self, providers: dict[str, Provider]) -> tuple[dict[str, float], dict[str, str]]:
         penalties: dict[str, float] = {}
         unhealthy: dict[str, str] = {}
-        hook = self.plugins.hook.legion_provider_signals
         if not hookimpls(self.plugins, "legion_provider_signals"):
             return penalties, unhealthy
         for name, p in providers.items():
             try:
-                results = hook(provider=p)
+                results = call_plain(self.plugins, "legion_provider_signals", provider=p)
             except Exception as e:  # noqa: BLE001
                 log.warning("provider signal plugin failed", provider=name, error=f"{type(e).__name__}: {e}")
                 continue

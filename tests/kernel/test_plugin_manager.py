@@ -159,3 +159,36 @@ def test_cli_lists_a_broken_plugin_as_failed_and_version_still_exits_0(dists):
         assert "boom at import" in recs["fake-broken"]["reason"]
     finally:
         cli_plugins.cache_clear()
+
+
+def test_call_plain_matches_pluggy_call_order_and_results():
+    """`call_plain` calls the implementations itself; what it returns must be exactly what
+    pluggy's own call returns, including with `tryfirst`/`trylast` and None results, and it
+    hands wrappers back to pluggy."""
+    from legion_core.plugins.manager import call_order, call_plain
+
+    def signals(tag, **opts):
+        class P:
+            @hookimpl(**opts)
+            def legion_request_signals(self, request):
+                return None if tag is None else {tag: 1.0}
+        return P()
+
+    pm = PluginManager()
+    pm.load(entry_points=False, builtins=False)
+    for i, (tag, opts) in enumerate([("a", {}), (None, {}), ("b", {"tryfirst": True}), ("c", {}),
+                                      ("d", {"trylast": True})]):
+        pm.register(signals(tag, **opts), name=f"p{i}")
+    expected = pm.hook.legion_request_signals(request="r")
+    assert call_plain(pm, "legion_request_signals", request="r") == expected
+    assert [next(iter(r)) for r in expected] == ["b", "c", "a", "d"]
+
+    class Wrapper:
+        @hookimpl(wrapper=True)
+        def legion_request_signals(self, request):
+            out = yield
+            return [*out, {"w": 1.0}]
+
+    pm.register(Wrapper(), name="wrapper")
+    assert call_order(pm, "legion_request_signals") is None  # pluggy makes the call
+    assert call_plain(pm, "legion_request_signals", request="r") == [*expected, {"w": 1.0}]
