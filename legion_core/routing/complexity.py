@@ -146,7 +146,8 @@ _NAME = re.compile(r"\b[A-Z][a-z]+")
 _LOOKUP = re.compile(
     r"\s*(?:(?:what|who|when|where|which)\s+(?:is|are|was|were|day|year|comes|does|did)\b"
     r"|(?:define|name|spell|translate)\b)")
-_LOOKUP_ANY = ("capital of", "stand for", "meaning of")
+_LOOKUP_ANY = re.compile("capital of|stand for|meaning of")
+_HAS_DIGIT = re.compile(r"\d").search
 _ENUM = re.compile(r"(?m)^\s*(?:\d+[.)]|[-*•]|\([a-z0-9]\))\s+")
 
 
@@ -154,7 +155,7 @@ def _learn(tok: str) -> int:
     """Category bits of one whitespace token (memoised by the caller)."""
     word = tok.strip(_PUNCT)
     mask = 0
-    if any(ch.isdigit() for ch in tok):
+    if _HAS_DIGIT(tok):
         mask |= NUM
     end = tok[-1]
     if end in ".!?":
@@ -194,7 +195,14 @@ def _counts(t: str) -> tuple[list[str], dict[int, int]]:
     masks = [m if (m := get(x)) is not None else _learn(x) for x in toks]
     cats: dict[int, int] = dict.fromkeys(_COUNTED, 0)
     bi = False
-    for mask, n in Counter(masks).items():
+    if len(masks) > 64:
+        distinct: dict[int, int] = Counter(masks)
+    else:  # a short prompt: Counter's Python-level set-up costs more than counting by hand
+        distinct = {}
+        for m in masks:
+            if m:
+                distinct[m] = distinct.get(m, 0) + 1
+    for mask, n in distinct.items():
         if not mask:
             continue
         bits = _BITS_OF.get(mask)
@@ -261,7 +269,8 @@ def _values(text: str) -> tuple[float, ...]:
         + t.count("def ") + t.count("=>")
     enums = len(_ENUM.findall(t)) if "\n" in t else 0
     head = t[:120]
-    lookup = 1.0 if n_words <= 14 and (bool(_LOOKUP.match(head)) or any(p in head for p in _LOOKUP_ANY)) else 0.0
+    lookup = 1.0 if n_words <= 14 and (_LOOKUP.match(head) is not None or _LOOKUP_ANY.search(head) is not None) \
+        else 0.0
     creative = 1.0 - exp(-c[CREATIVE] / 1.5) if c[MAKE] else 0.0
     length = min(1.3, math.log1p(n_words) / _LOG_300)
     steps_f = min(1.2, math.log1p(steps) / _LOG_24)
