@@ -51,6 +51,10 @@ class Meter:
         self.legion = legion
         #: provider -> (the registry's catalog list it was built from, {model: (in, out)}).
         self._catalog: dict[str, tuple[list[Any], dict[str, tuple[float, float]]]] = {}
+        #: (provider, model) -> prices, valid while `_prices_key` holds (the pricing overrides
+        #: and the catalog lists it was read from): `max_cost` prices every viable candidate.
+        self._prices: dict[tuple[str, str], tuple[float, float]] = {}
+        self._prices_key: tuple[Any, ...] = ()
 
     def _catalog_prices(self, provider: str) -> dict[str, tuple[float, float]]:
         """Prices by model id, rebuilt only when the registry's catalog list changes (discovery)."""
@@ -67,6 +71,19 @@ class Meter:
 
     def prices(self, provider: str, model: str) -> tuple[float, float]:
         """(input, output) USD per million tokens for this provider's model."""
+        pricing = self._llm.pricing
+        key = (id(pricing), len(pricing), self.legion.registry.version)
+        if key != self._prices_key:
+            self._prices.clear()
+            self._prices_key = key
+        hit = self._prices.get((provider, model))
+        if hit is None:
+            hit = self._lookup_prices(provider, model)
+            if len(self._prices) < 10_000:
+                self._prices[(provider, model)] = hit
+        return hit
+
+    def _lookup_prices(self, provider: str, model: str) -> tuple[float, float]:
         pricing = self._llm.pricing
         for key in (f"{provider}/{model}", model):
             p = pricing.get(key)

@@ -220,6 +220,8 @@ class Router:
         self._providers: dict[str, Provider] = {}
         self._cs_cache: dict[tuple[Any, ...], CandidateScore] = {}
         self._accept_sets: dict[int, tuple[frozenset[str], frozenset[str]]] = {}
+        #: (model, provider, tier) -> the explicit target and the catalog candidates it accepts
+        self._explicit_memo: dict[tuple[Any, ...], tuple[_Target | None, frozenset[str]]] = {}
         self._chat_groups: list[_Group] = []
         self._next_order = 0
         for problem in self.config_warnings():
@@ -388,6 +390,7 @@ class Router:
         self._providers = dict(reg.providers)
         self._cs_cache.clear()
         self._accept_sets.clear()
+        self._explicit_memo.clear()
         groups: dict[str, list[_Cand]] = {}
         for c in chat:
             groups.setdefault(c.pname, []).append(c)
@@ -476,6 +479,20 @@ class Router:
                     if not sig.healthy and name not in unhealthy:
                         unhealthy[name] = f"signal {sig.name}: unhealthy" + (f" ({sig.detail})" if sig.detail else "")
         return penalties, unhealthy
+
+    def _explicit_accepting(self, model: str | None, provider: str | None,
+                            tier: str | None) -> tuple[_Target | None, frozenset[str]]:
+        """`_explicit()`, and the catalog candidates (`full` names) it accepts: most requests name
+        the same few models, so both are remembered per catalog (the memo is cleared with it)."""
+        key = (model, provider, tier)
+        hit = self._explicit_memo.get(key)
+        if hit is None:
+            t = self._explicit(model, provider, tier)
+            fulls = frozenset(c.full for c in self._chat if t.accepts(c)) if t is not None else frozenset()
+            if len(self._explicit_memo) >= 4096:
+                self._explicit_memo.clear()
+            hit = self._explicit_memo[key] = (t, fulls)
+        return hit
 
     def _explicit(self, model: str | None, provider: str | None, tier: str | None) -> _Target | None:
         """The caller's explicit choice (model, `provider/model`, alias, provider, tier), or None."""
@@ -598,7 +615,7 @@ class Router:
             compress = next((r.compress_level for r in matching if r.compress_level is not None), 0)
 
         # -- 3. where to start: explicit choice > winning rule > complexity
-        explicit = self._explicit(request.model, request.provider, request.tier)
+        explicit, explicit_fulls = self._explicit_accepting(request.model, request.provider, request.tier)
         effective = complexity
         if intent.capability == "basic":
             effective = 0.0
@@ -609,6 +626,7 @@ class Router:
         preferred = self._preferred_tier(effective)
         if not st.enabled and explicit is None and self.registry.default_provider:
             explicit = _Target(None, self.registry.default_provider, None, "routing disabled: default provider")
+            explicit_fulls = frozenset(c.full for c in self._chat if explicit.accepts(c))
         rule_target = fallback = None
         if explicit is None and target_rule is not None:
             th = target_rule.then
@@ -648,6 +666,7 @@ class Router:
         # the group of a candidate no rule credits (the fallback's are found per candidate)
         plain_group = 0 if explicit is not None or rule_target is None else 2
         no_fallback = fallback is None
+        catalog_end = self._next_order  # candidates from here on were made up for this request
         p50 = 0.0
         groups = self._chat_groups
         if explicit is not None and explicit.provider is not None and explicit.model is not None:
@@ -685,7 +704,8 @@ class Router:
                         reason = c.discovery_drop or self._fit_drop(c, hard_caps, need)
                     elif excl_models is not None and c.full in excl_models:
                         reason = "excluded (already tried)"
-                    elif explicit is not None and not explicit.accepts(c):
+                    elif explicit is not None and (c.full not in explicit_fulls if c.order < catalog_end
+                                                   else not explicit.accepts(c)):  # uncatalogued
                         reason = explicit.label
                     elif disabled and c.tier in disabled:
                         reason = f"tier {c.tier} disabled in settings"

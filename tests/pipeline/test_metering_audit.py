@@ -170,3 +170,20 @@ def test_audit_candidates_json_is_reused_only_for_the_same_frozen_candidates():
     assert orjson.loads(memo([m]))[0]["score"] == 0.0
     m.score = 5.0  # a mutable candidate changed in place: its new value is written
     assert orjson.loads(memo([m]))[0]["score"] == 5.0
+
+
+async def test_prices_follow_pricing_overrides_and_catalog_versions(make_legion, script):
+    """Prices are remembered per (provider, model); new settings or a catalog change re-read them."""
+    from legion_core.settings.models import Price
+    from legion_core.types import ModelInfo
+
+    lg = await make_legion()
+    m = lg.pipeline.meter
+    assert m.prices("cld", "big") == (3.0, 15.0)
+    lg.settings.llm.pricing = {"cld/big": Price(input=1.0, output=2.0)}
+    assert m.prices("cld", "big") == (1.0, 2.0)
+    lg.settings.llm.pricing = {}
+    assert m.prices("cld", "big") == (3.0, 15.0)
+    lg.registry.set_discovered("cld", [ModelInfo(id="big", input_price=7.0, output_price=8.0)])
+    now = next(mi for mi in lg.registry.models("cld") if mi.id == "big")
+    assert m.prices("cld", "big") == (now.input_price, now.output_price)
