@@ -380,14 +380,16 @@ class Pipeline:
         """`call` plus the tool loop and the structured-output repair."""
         req = turn.routed_request or turn.request
         resp = await self.call(turn, candidates, req)
-        usage = Usage(input_tokens=resp.usage.input_tokens, output_tokens=resp.usage.output_tokens,
-                      estimated=resp.usage.estimated)
+        usage = resp.usage
         loops = 0
         limit = self.settings.llm.tool_loop_limit
-        while resp.tool_calls and req.tools and loops < limit:
+        while req.tools and loops < limit and resp.tool_calls:
             results = await self.dispatch_round(resp.tool_calls, turn.context)
             if results is None:
                 break  # calls for the caller's own tools: it executes them
+            if not loops:  # the totals over the loop's calls, in a Usage of their own
+                usage = Usage(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+                              estimated=usage.estimated)
             loops += 1
             req = tool_turn(req, resp, results)
             candidates = self._answered_first(candidates, resp)

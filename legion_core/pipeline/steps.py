@@ -25,6 +25,7 @@ from legion_core.types import (
     ChatResponse,
     Message,
     RoutingDecision,
+    ToolUseBlock,
     is_auto_model,
 )
 
@@ -323,7 +324,7 @@ class CacheStore(Step):
 
     async def run(self, p: Pipeline, turn: Turn) -> None:
         assert turn.response is not None and turn.cache_key is not None
-        if tier0.storable(turn.response) and not turn.response.tool_calls:
+        if tier0.storable(turn.response) and not any(isinstance(b, ToolUseBlock) for b in turn.response.content):
             p.cache.put(turn.cache_key, turn.response)
 
 

@@ -111,6 +111,11 @@ def to_wire_messages(request: ChatRequest) -> list[dict[str, Any]]:
 
 
 def _message_to_wire(m: Message, index: int) -> list[dict[str, Any]]:
+    if type(m.content) is str and m.role in ("user", "assistant"):  # plain text: the common case
+        msg = {"role": m.role, "content": m.content}
+        if m.name and m.role == "user":
+            msg["name"] = m.name
+        return [msg]
     blocks = m.blocks()
     if m.role == "system":
         return [{"role": "system", "content": m.text}]
