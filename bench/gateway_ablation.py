@@ -11,6 +11,9 @@ in which one component is replaced by a no-op before it starts:
 - `cache_lookup` / `cache_store`: the tier-0 SQLite read of a miss / the store of the answer;
 - `audit`: the audit row (built and written);
 - `metrics`: the Prometheus bookkeeping;
+- `sqlite_writes`: the batch writer's commits (rows are queued and dropped: the SQLite work only);
+- `pipeline`: every pipeline step but the provider call (what is left is the HTTP server, the
+  dialect's parsing and rendering, and the provider's own HTTP client: the gateway's plumbing);
 - `gc_tuning`: `serve()` keeps CPython's default GC settings (a negative delta: it saves CPU).
 
 It prints CPU per request (user + system, all threads, from /proc; the figure that does not
@@ -36,7 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import gateway_overhead as g  # noqa: E402 - the sibling bench: roles, wrk, /proc readers
 
 #: name -> what the child does before booting the gateway (see `_take_out`)
-VARIANTS = ("routing", "complexity", "cache_lookup", "cache_store", "audit", "metrics", "gc_tuning")
+VARIANTS = ("routing", "complexity", "cache_lookup", "cache_store", "audit", "metrics", "sqlite_writes",
+            "pipeline", "gc_tuning")
 
 
 def _take_out(parts: list[str]) -> None:
@@ -79,6 +83,20 @@ def _take_out(parts: list[str]) -> None:
         from legion_core.server.metrics import Metrics
 
         Metrics.observe_chat = lambda self, *a, **k: None  # type: ignore[method-assign]
+    if "sqlite_writes" in parts:
+        from legion_core.pipeline.writer import BatchWriter
+
+        BatchWriter._commit = lambda self, batch: None  # type: ignore[method-assign]
+    if "pipeline" in parts:
+        from legion_core.pipeline.pipeline import Pipeline
+
+        async def direct(self, request, context=None, **kw):  # type: ignore[no-untyped-def]
+            name, provider = next(iter(self.legion.registry.providers.items()))
+            resp = await provider.chat(request, provider.default_model)
+            resp.provider = name
+            return resp
+
+        Pipeline.chat = direct  # type: ignore[method-assign]
     if "gc_tuning" in parts:
         from legion_core.server import run
 
