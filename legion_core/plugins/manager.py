@@ -77,10 +77,10 @@ def hookimpls(plugins: Any, hook_name: str) -> list[Any]:
 
 def call_order(plugins: Any, hook_name: str) -> list[Any] | None:
     """The hook's implementations in pluggy's call order (last registered first, `tryfirst`
-    first), or None when pluggy must make the call itself (wrappers need its call loop). Calling plain implementations straight from this
-    list (`call_plain`) is pluggy's `_multicall` without its per-call machinery, which hooks
-    consulted on every request (guards, request signals) paid each time. `firstresult` hooks
-    always go through pluggy."""
+    first), or None when pluggy must make the call itself: wrappers need its call loop, and
+    `firstresult` hooks its early stop. Calling plain implementations straight from this list
+    (`call_plain`) is pluggy's `_multicall` without its per-call machinery, which the hooks
+    consulted on every request (guards, request signals) paid each time."""
     impls = hookimpls(plugins, hook_name)
     cache: dict[str, tuple[list[Any], list[Any] | None]] | None = getattr(plugins, "call_orders", None)
     hit = cache.get(hook_name) if cache is not None else None

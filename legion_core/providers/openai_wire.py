@@ -112,10 +112,10 @@ def to_wire_messages(request: ChatRequest) -> list[dict[str, Any]]:
 
 def _message_to_wire(m: Message, index: int) -> list[dict[str, Any]]:
     if type(m.content) is str and m.role in ("user", "assistant"):  # plain text: the common case
-        msg = {"role": m.role, "content": m.content}
+        plain: dict[str, Any] = {"role": m.role, "content": m.content}
         if m.name and m.role == "user":
-            msg["name"] = m.name
-        return [msg]
+            plain["name"] = m.name
+        return [plain]
     blocks = m.blocks()
     if m.role == "system":
         return [{"role": "system", "content": m.text}]
