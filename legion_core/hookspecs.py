@@ -50,14 +50,19 @@ def legion_register_providers(register: Callable[[type[Provider]], None]) -> Non
 
 # ============================================================ 2. routing signals
 @hookspec
-def legion_request_signals(request: ChatRequest) -> dict[str, float] | None:
+def legion_request_signals(request: ChatRequest) -> dict[str, Any] | None:
     """Per-request routing signals, e.g. ``{"complexity": 0.7}``.
 
     Results are merged; for a key reported by several plugins the first wins, so a
     ``tryfirst`` plugin replaces the built-in complexity estimator. Must be cheap (no I/O).
 
+    A value may be lazy, a zero-argument callable: the router calls ``complexity`` only when
+    it can change the decision (a request naming a model that lives on one tier, with no rule
+    on complexity, is routed without it), and other signals when it records them. The
+    built-in estimator is lazy.
+
     :param request: the normalized request.
-    :returns: a mapping of signal name to value in [0, 1], or None.
+    :returns: a mapping of signal name to value in [0, 1] (or a callable returning one), or None.
 
     Example::
 

@@ -206,6 +206,9 @@ class Router:
         self.rules: list[CompiledRule] = compile_rules(self.settings.rules)
         self._match = build_matcher(self.rules)
         self._has_schedules = any(r.schedule is not None for r in self.rules)
+        # a rule that conditions on complexity needs the estimate even for a named model
+        self._rules_read_complexity = any(
+            r.rule.when.complexity_gte is not None or r.rule.when.complexity_lt is not None for r in self.rules)
         self._disabled_tiers = frozenset(t for t, ts in self.settings.tiers.items() if not ts.enabled)
         thresholds = self.settings.complexity_thresholds
         # Tiers by ascending threshold; the preferred tier is the last one the complexity reaches.
@@ -221,7 +224,7 @@ class Router:
         self._cs_cache: dict[tuple[Any, ...], CandidateScore] = {}
         self._accept_sets: dict[int, tuple[frozenset[str], frozenset[str]]] = {}
         #: (model, provider, tier) -> the explicit target and the catalog candidates it accepts
-        self._explicit_memo: dict[tuple[Any, ...], tuple[_Target | None, frozenset[str]]] = {}
+        self._explicit_memo: dict[tuple[Any, ...], tuple[_Target | None, frozenset[str], bool]] = {}
         self._chat_groups: list[_Group] = []
         self._next_order = 0
         for problem in self.config_warnings():
@@ -455,8 +458,8 @@ class Router:
             for r in results:
                 if r:
                     for k, v in r.items():
-                        if k not in signals:
-                            signals[k] = v
+                        if k not in signals:  # the first plugin to report a key wins
+                            signals[k] = v if k == "complexity" else _evaluated(k, v)
         return signals
 
     def _provider_signals(self, providers: dict[str, Provider]) -> tuple[dict[str, float], dict[str, str]]:
@@ -481,17 +484,27 @@ class Router:
         return penalties, unhealthy
 
     def _explicit_accepting(self, model: str | None, provider: str | None,
-                            tier: str | None) -> tuple[_Target | None, frozenset[str]]:
-        """`_explicit()`, and the catalog candidates (`full` names) it accepts: most requests name
-        the same few models, so both are remembered per catalog (the memo is cleared with it)."""
+                            tier: str | None) -> tuple[_Target | None, frozenset[str], bool]:
+        """`_explicit()`, the catalog candidates (`full` names) it accepts, and whether they all sit
+        on one tier (then the complexity cannot change the order): most requests name the same few
+        models, so all three are remembered per catalog (the memo is cleared with it)."""
         key = (model, provider, tier)
         hit = self._explicit_memo.get(key)
         if hit is None:
             t = self._explicit(model, provider, tier)
-            fulls = frozenset(c.full for c in self._chat if t.accepts(c)) if t is not None else frozenset()
+            fulls: frozenset[str] = frozenset()
+            one_tier = False
+            if t is not None:
+                accepted = [c for c in self._chat if t.accepts(c)]
+                fulls = frozenset(c.full for c in accepted)
+                tiers = {c.tier for c in accepted}
+                if t.provider is not None:  # a model the catalog lacks is tried on the provider's tier
+                    p = self.registry.providers.get(t.provider)
+                    tiers.add(getattr(p, "tier", None) if p is not None else None)
+                one_tier = len(tiers) <= 1
             if len(self._explicit_memo) >= 4096:
                 self._explicit_memo.clear()
-            hit = self._explicit_memo[key] = (t, fulls)
+            hit = self._explicit_memo[key] = (t, fulls, one_tier)
         return hit
 
     def _explicit(self, model: str | None, provider: str | None, tier: str | None) -> _Target | None:
@@ -588,12 +601,20 @@ class Router:
         intent = request.intent
         strategy = "cost_optimized" if intent.cost == "minimize" else st.strategy
 
-        # -- 1. signals and facts
+        # -- 1. signals and facts. The complexity only places the request among tiers: a request
+        # naming a model (provider, tier) that lives on one tier, with no rule reading it, is not
+        # estimated (a lazy signal stays uncalled; `complexity` is None in the decision).
+        explicit, explicit_fulls, one_tier = self._explicit_accepting(request.model, request.provider,
+                                                                      request.tier)
         signals = self._request_signals(request)
-        complexity = _unit(signals.get("complexity"))
-        if complexity is None:
-            complexity = estimate_complexity(user_text(request))
-        signals["complexity"] = complexity
+        lazy = signals.pop("complexity", None)
+        cx: float | None = None
+        if explicit is None or not one_tier or self._rules_read_complexity:
+            cx = _unit(_evaluated("complexity", lazy))
+            if cx is None:
+                cx = estimate_complexity(user_text(request))
+            signals["complexity"] = cx
+        complexity = 0.0 if cx is None else cx  # a placeholder for the arithmetic that follows
         tokens = estimate_tokens(request)
         caps = frozenset(request.required_capabilities())
         hard_caps = caps - SOFT_CAPS
@@ -615,7 +636,6 @@ class Router:
             compress = next((r.compress_level for r in matching if r.compress_level is not None), 0)
 
         # -- 3. where to start: explicit choice > winning rule > complexity
-        explicit, explicit_fulls = self._explicit_accepting(request.model, request.provider, request.tier)
         effective = complexity
         if intent.capability == "basic":
             effective = 0.0
@@ -826,7 +846,7 @@ class Router:
         d = _decision(
             provider=chosen.pname if chosen else None, model=chosen.mid if chosen else None,
             tier=chosen.tier if chosen else None, rule=rule_name, strategy=strategy, reason=reason,
-            complexity=round(complexity, 4), signals=signals, estimated_tokens=tokens, candidates=cands,
+            complexity=None if cx is None else round(cx, 4), signals=signals, estimated_tokens=tokens, candidates=cands,
             compress_level=int(compress or 0), decision_us=round((time.perf_counter() - t0) * 1e6, 1))
         return _Routed(d, viable, overflow)
 
@@ -864,6 +884,18 @@ class Router:
 
 
 # ==================================================================== helpers
+def _evaluated(name: str, v: Any) -> Any:
+    """A signal's value: a lazy one (a zero-argument callable) is called now. One that raises is
+    logged and counts as absent, as a failing signal plugin does."""
+    if not callable(v):
+        return v
+    try:
+        return v()
+    except Exception as e:  # noqa: BLE001 - a broken signal must not stop routing
+        log.warning("request signal failed", signal=name, error=f"{type(e).__name__}: {e}")
+        return None
+
+
 def _unit(v: Any) -> float | None:
     """A signal value clamped to [0, 1]; None (and a log line) for something that is no number."""
     if v is None:

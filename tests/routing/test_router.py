@@ -458,6 +458,66 @@ def test_without_the_builtin_plugin_the_router_estimates_itself(make_router):
     assert b.router.decide(text_request(SIMPLE)).complexity < 0.35
 
 
+# ---------------------------------------------------------------- complexity only where it decides
+class LazyComplexity:
+    """A request signal given as a callable: the router calls it only when it needs the value."""
+
+    def __init__(self, value: float = 0.9) -> None:
+        self.value = value
+        self.calls = 0
+
+    @hookimpl(tryfirst=True)
+    def legion_request_signals(self, request):
+        def complexity() -> float:
+            self.calls += 1
+            return self.value
+
+        return {"complexity": complexity, "domain": lambda: 0.25}
+
+
+def test_a_named_model_on_one_tier_is_routed_without_estimating(make_router):
+    lazy = LazyComplexity()
+    b = make_router(ALL_TIERS, plugins=(lazy,))
+    d = b.router.decide(text_request(SIMPLE, model="big"))
+    assert (d.provider, d.model) == ("openai", "big")
+    assert lazy.calls == 0 and d.complexity is None and "complexity" not in d.signals
+    assert d.signals["domain"] == 0.25  # other lazy signals are recorded as values
+    # the built-in estimator is lazy too
+    b2 = make_router(ALL_TIERS)
+    assert b2.router.decide(text_request(COMPLEX, model="big")).complexity is None
+    assert b2.router.decide(text_request(COMPLEX, provider="openai")).complexity is None
+    assert b2.router.decide(text_request(COMPLEX, tier="cloud")).complexity is None  # two providers, one tier
+    assert b2.router.decide(text_request(COMPLEX)).complexity > 0.5
+
+
+def test_auto_routing_evaluates_a_lazy_complexity_once(make_router):
+    lazy = LazyComplexity()
+    b = make_router(ALL_TIERS, plugins=(lazy,))
+    d = b.router.decide(text_request(SIMPLE))
+    assert lazy.calls == 1 and d.complexity == 0.9 and d.signals["complexity"] == 0.9
+    assert d.tier == "frontier"
+
+
+def test_a_named_model_on_two_tiers_is_estimated_to_pick_the_tier(make_router):
+    lazy = LazyComplexity(0.0)
+    providers = {"openai": {"type": "openai"}, "proxy": {"type": "openai", "tier": "fleet"}}
+    b = make_router(providers, plugins=(lazy,))
+    d = b.router.decide(text_request(SIMPLE, model="mini"))
+    assert lazy.calls == 1 and d.complexity == 0.0
+    assert chain(d) == ["proxy/mini", "openai/mini"]  # the easy ask starts at the lower tier
+    lazy.value = 0.99
+    assert chain(b.router.decide(text_request(SIMPLE, model="mini")))[0] == "openai/mini"
+
+
+def test_a_rule_on_complexity_makes_a_named_model_estimated(make_router):
+    lazy = LazyComplexity(0.9)
+    rules = [{"name": "hard", "when": {"complexity_gte": 0.5}, "constraint": "never_cloud"}]
+    b = make_router(ALL_TIERS, plugins=(lazy,), routing={"rules": rules})
+    d = b.router.explain(text_request(SIMPLE, model="big"))
+    assert lazy.calls == 1 and d.complexity == 0.9
+    assert d.provider is None and dropped(d)["openai/big"] == "never_cloud (rule 'hard')"
+
+
 # ---------------------------------------------------------------- explain, errors, defaults
 def test_explain_lists_every_candidate_with_reasons_and_never_raises(make_router):
     b = make_router(ALL_TIERS)

@@ -79,3 +79,15 @@ def test_alias_example(make_router):
 def test_documented_examples_of_complexity_hold(make_router):
     r = make_router(ALL_TIERS).router
     assert r.decide(text_request("What day comes after Tuesday?")).tier == "local"
+
+
+def test_lazy_signal_example_is_called_only_when_the_complexity_decides(make_router):
+    block = next(b for b in re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S) if "MyClassifier" in b)
+    calls: list[str] = []
+    ns: dict[str, object] = {"classify": lambda text: calls.append(text) or 0.99}
+    exec(block, ns)
+    b = make_router(ALL_TIERS, plugins=(ns["MyClassifier"](),))
+    d = b.router.decide(text_request("hi", model="mini"))
+    assert (d.model, d.complexity, calls) == ("mini", None, [])  # named, one tier: not classified
+    d = b.router.decide(text_request("hi"))
+    assert (d.complexity, d.tier, calls) == (0.99, "frontier", ["hi"])
