@@ -497,7 +497,7 @@ class Router:
             if t is not None:
                 accepted = [c for c in self._chat if t.accepts(c)]
                 fulls = frozenset(c.full for c in accepted)
-                tiers = {c.tier for c in accepted}
+                tiers: set[str | None] = {c.tier for c in accepted}
                 if t.provider is not None:  # a model the catalog lacks is tried on the provider's tier
                     p = self.registry.providers.get(t.provider)
                     tiers.add(getattr(p, "tier", None) if p is not None else None)
