@@ -7,7 +7,8 @@ on core 0, unique prompts so the cache always misses). Each variant is a fresh g
 in which one component is replaced by a no-op before it starts:
 
 - `routing`: the router decides once and returns that decision for every request;
-- `complexity`: the built-in complexity estimator (part of routing) returns a constant;
+- `complexity`: the built-in complexity estimator (part of routing) returns a constant (it runs
+  only with `--model legion/auto`: a request naming a model on one tier is not estimated);
 - `cache_lookup` / `cache_store`: the tier-0 SQLite read of a miss / the store of the answer;
 - `audit`: the audit row (built and written);
 - `metrics`: the Prometheus bookkeeping;
@@ -117,6 +118,9 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=8.0, help="seconds per 32-connection run (default 8)")
     ap.add_argument("--reps", type=int, default=3, help="alternating runs per variant (default 3)")
     ap.add_argument("--only", choices=VARIANTS, action="append", help="measure only these variants")
+    ap.add_argument("--model", default=g.MODEL,
+                    help=f"the model requests ask for (default {g.MODEL}, which is routed without the "
+                         "complexity estimate; legion/auto routes every request by complexity)")
     args = ap.parse_args()
     if args.role is not None:
         role(args.port, args.upstream, args.home, json.loads(args.role))
@@ -127,7 +131,7 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="legion-ablation-"))
     lua = work / "post.lua"
-    lua.write_text(g.LUA)
+    lua.write_text(g.LUA.replace("%MODEL%", args.model))
     me = str(Path(__file__).resolve())
     names = ["full", *(args.only or VARIANTS), "floor"]
     runs: dict[str, list[tuple[float, float]]] = {n: [] for n in names}

@@ -11,7 +11,10 @@ and the load generator (wrk) pinned to core 1; the server under test pinned to c
 
 - **legion**: `legion_core.server.serve()` with the real llm-openai plugin, routing, metering,
   audit and the tier-0 cache lookup all on. Every request has a unique prompt (a counter in
-  the wrk Lua script), so the cache always misses (and stores).
+  the wrk Lua script), so the cache always misses (and stores). Requests name the model, as
+  OpenAI clients do: the router routes them without the complexity estimate (one tier).
+- **legion-auto**: the same gateway with every request asking for `legion/auto`, so each one
+  is also estimated and placed by complexity (reported beside the targets, not judged).
 - **floor**: the thinnest Starlette + aiohttp-client pass-through (same uvicorn options).
 - **litellm**: `litellm --config C --num_workers 1` with `LITELLM_MASTER_KEY` set.
 
@@ -61,7 +64,10 @@ request = function()
   if key ~= "" then headers["Authorization"] = "Bearer " .. key end
   return wrk.format("POST", "/v1/chat/completions", headers, body)
 end
-""".replace("%MODEL%", MODEL)
+"""
+
+#: The model each measured system is asked for (default MODEL).
+MODELS = {"legion-auto": "legion/auto"}
 
 
 # ============================================================ roles (run in child processes)
@@ -230,8 +236,8 @@ def wrk(url: str, conns: int, seconds: float, lua: Path, key: str = "") -> dict[
     return res
 
 
-def _first_chunk_ms(c: object, url: str, headers: dict[str, str], i: int) -> float:
-    body = {"model": MODEL, "stream": True,
+def _first_chunk_ms(c: object, url: str, headers: dict[str, str], i: int, model: str = MODEL) -> float:
+    body = {"model": model, "stream": True,
             "messages": [{"role": "user", "content": f"first chunk please #{i}-{time.time_ns()}"}]}
     t0 = time.perf_counter()
     with c.stream("POST", url + "/v1/chat/completions", json=body, headers=headers) as r:  # type: ignore[attr-defined]
@@ -241,7 +247,8 @@ def _first_chunk_ms(c: object, url: str, headers: dict[str, str], i: int) -> flo
     return (time.perf_counter() - t0) * 1000
 
 
-def ttfb(url: str, headers: dict[str, str], n: int = 200, direct: str | None = None) -> tuple[float, float]:
+def ttfb(url: str, headers: dict[str, str], n: int = 200, direct: str | None = None,
+         model: str = MODEL) -> tuple[float, float]:
     """Median ms to the first content chunk through `url`, and the median of the per-pair
     difference with a request sent straight to `direct` just before it (interleaving keeps
     both under the same machine load)."""
@@ -252,7 +259,7 @@ def ttfb(url: str, headers: dict[str, str], n: int = 200, direct: str | None = N
     with httpx.Client(timeout=30) as c, httpx.Client(timeout=30) as d:
         for i in range(n + 20):
             base = _first_chunk_ms(d, direct, direct_hdr, i) if direct else 0.0
-            t = _first_chunk_ms(c, url, headers, i)
+            t = _first_chunk_ms(c, url, headers, i, model)
             if i >= 20:
                 times.append(t)
                 diffs.append(t - base)
@@ -268,12 +275,12 @@ def cache_hits(url: str) -> float:
                if line.startswith("legion_cache_hits_total"))
 
 
-def smoke(url: str, key: str = "") -> None:
+def smoke(url: str, key: str = "", model: str = MODEL) -> None:
     import httpx
 
     headers = {"authorization": f"Bearer {key}"} if key else {}
     r = httpx.post(url + "/v1/chat/completions", headers=headers, timeout=60,
-                   json={"model": MODEL, "messages": [{"role": "user", "content": "warm up"}]})
+                   json={"model": model, "messages": [{"role": "user", "content": "warm up"}]})
     if r.status_code != 200:
         raise RuntimeError(f"{url}: {r.status_code} {r.text[:300]}")
 
@@ -293,7 +300,7 @@ def main() -> int:
     ap.add_argument("--soak", action="store_true", help="also send 100k requests through the gateway")
     ap.add_argument("--no-litellm", action="store_true", help="skip the LiteLLM peer")
     ap.add_argument("--litellm-venv", default="/tmp/litellm-venv")
-    ap.add_argument("--only", choices=["legion", "floor", "litellm"], action="append")
+    ap.add_argument("--only", choices=["legion", "legion-auto", "floor", "litellm"], action="append")
     args = ap.parse_args()
 
     if args.role == "upstream":
@@ -314,8 +321,10 @@ def main() -> int:
         return 2
 
     work = Path(tempfile.mkdtemp(prefix="legion-bench-"))
-    lua = work / "post.lua"
-    lua.write_text(LUA)
+    luas: dict[str, Path] = {}
+    for m in {MODEL, *MODELS.values()}:
+        luas[m] = work / f"post-{len(luas)}.lua"
+        luas[m].write_text(LUA.replace("%MODEL%", m))
     me = str(Path(__file__).resolve())
     procs: list[subprocess.Popen] = []
     results: dict[str, dict[str, float]] = {}
@@ -332,6 +341,9 @@ def main() -> int:
         p = free_port()
         systems.append(("legion", [PY, me, "--role", "legion", "--port", str(p), "--upstream", upstream,
                                    "--home", str(work / "home")], {}, f"http://127.0.0.1:{p}"))
+        p = free_port()
+        systems.append(("legion-auto", [PY, me, "--role", "legion", "--port", str(p), "--upstream", upstream,
+                                        "--home", str(work / "home-auto")], {}, f"http://127.0.0.1:{p}"))
         p = free_port()
         systems.append(("floor", [PY, me, "--role", "floor", "--port", str(p), "--upstream", upstream], {},
                         f"http://127.0.0.1:{p}"))
@@ -355,11 +367,13 @@ def main() -> int:
 
         for name, cmd, env, url in systems:
             key = MASTER_KEY if name == "litellm" else ""
+            model = MODELS.get(name, MODEL)
+            lua = luas[model]
             proc = start(cmd, core=0, env=env, log=work / f"{name}.log")
             procs.append(proc)
             try:
                 wait_port(int(url.rsplit(":", 1)[1]), proc, timeout=180)
-                smoke(url, key)
+                smoke(url, key, model)
             except RuntimeError as e:
                 notes.append(f"{name}: failed to start ({e}); log: {work / (name + '.log')}")
                 stop(proc)
@@ -367,7 +381,7 @@ def main() -> int:
             print(f"[{name}] time to first chunk...", file=sys.stderr)
             hdr = {"authorization": f"Bearer {key}"} if key else {}
             # before the load (no backlog of queued writes), interleaved with direct requests
-            first_chunk, first_chunk_extra = ttfb(url, hdr, n=200, direct=upstream)
+            first_chunk, first_chunk_extra = ttfb(url, hdr, n=200, direct=upstream, model=model)
             print(f"[{name}] warming up...", file=sys.stderr)
             wrk(url, 8, 3, lua, key)
             one = wrk(url, 1, args.duration, lua, key)
@@ -377,10 +391,10 @@ def main() -> int:
             res = {"p50_1": one["p50"], "p99_1": one["p99"], "rps_32": many["rps"], "p99_32": many["p99"],
                    "rss": tree_rss_mb(proc.pid), "errors": one["errors"] + many["errors"],
                    "ttfb": first_chunk, "ttfb_extra": first_chunk_extra, "cpu_ms": cpu_ms}
-            if name == "legion":
+            if name.startswith("legion"):
                 hits = cache_hits(url)
                 if hits:
-                    notes.append(f"legion: {hits:.0f} cache hits during the runs; the figures are not all "
+                    notes.append(f"{name}: {hits:.0f} cache hits during the runs; the figures are not all "
                                  "cache misses (the prompts repeated)")
             if name == "legion" and args.soak:
                 res["soak"] = soak(url, lua, proc.pid)  # type: ignore[assignment]
@@ -415,15 +429,15 @@ def report(results: dict[str, dict[str, float]], direct_ttfb: float, notes: list
     print()
     print(f"machine: {os.cpu_count()} cores, {platform_line()}; gateway on core 0, upstream + wrk on core 1; "
           f"{args.duration:.0f}s per run")
-    print(f"{'gateway':<10} {'p50@1 ms':>9} {'p99@1 ms':>9} {'req/s@32':>9} {'p99@32 ms':>10} {'RSS MB':>7} "
+    print(f"{'gateway':<11} {'p50@1 ms':>9} {'p99@1 ms':>9} {'req/s@32':>9} {'p99@32 ms':>10} {'RSS MB':>7} "
           f"{'TTFB ms':>8} {'CPU ms/req':>10} {'errors':>6}")
-    for name in ("legion", "floor", "litellm"):
+    for name in ("legion", "legion-auto", "floor", "litellm"):
         r = results.get(name)
         if r is None:
             continue
-        print(f"{name:<10} {r['p50_1']:>9.2f} {r['p99_1']:>9.2f} {r['rps_32']:>9.0f} {r['p99_32']:>10.2f} "
+        print(f"{name:<11} {r['p50_1']:>9.2f} {r['p99_1']:>9.2f} {r['rps_32']:>9.0f} {r['p99_32']:>10.2f} "
               f"{r['rss']:>7.1f} {r['ttfb']:>8.2f} {r['cpu_ms']:>10.3f} {int(r['errors']):>6}")
-    print(f"{'direct':<10} {'':>9} {'':>9} {'':>9} {'':>10} {'':>7} {direct_ttfb:>8.2f}")
+    print(f"{'direct':<11} {'':>9} {'':>9} {'':>9} {'':>10} {'':>7} {direct_ttfb:>8.2f}")
     lg, fl = results.get("legion"), results.get("floor")
     if lg and fl:
         print()
@@ -438,6 +452,11 @@ def report(results: dict[str, dict[str, float]], direct_ttfb: float, notes: list
         c = fl["cpu_ms"] / lg["cpu_ms"] if lg["cpu_ms"] else float("nan")
         print(f"CPU/req floor/legion = {c:.2f}   (the req/s ratio a dedicated core would give; "
               f"robust when other processes share core 0)")
+    la = results.get("legion-auto")
+    if la and fl and fl["rps_32"] and la["cpu_ms"]:
+        print(f"legion-auto (every request estimated): req/s@32 / floor = {la['rps_32'] / fl['rps_32']:.2f}, "
+              f"CPU/req floor/legion-auto = {fl['cpu_ms'] / la['cpu_ms']:.2f}, p50@1 / floor = "
+              f"{la['p50_1'] / fl['p50_1']:.2f}, TTFB - direct = {la['ttfb_extra']:+.2f} ms")
     lt = results.get("litellm")
     if lg and lt and lt["rps_32"]:
         print(f"vs LiteLLM: req/s@32 x{lg['rps_32'] / lt['rps_32']:.1f}, p50@1 "
