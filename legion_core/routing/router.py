@@ -225,6 +225,8 @@ class Router:
         self._accept_sets: dict[int, tuple[frozenset[str], frozenset[str]]] = {}
         #: (model, provider, tier) -> the explicit target and the catalog candidates it accepts
         self._explicit_memo: dict[tuple[Any, ...], tuple[_Target | None, frozenset[str], bool]] = {}
+        #: (explicit memo key, id of a group) -> (the group, its models the target accepts, the rest)
+        self._explicit_split: dict[tuple[Any, ...], tuple[_Group, list[_Cand], list[tuple[_Cand, str]]]] = {}
         self._chat_groups: list[_Group] = []
         self._next_order = 0
         for problem in self.config_warnings():
@@ -394,6 +396,7 @@ class Router:
         self._cs_cache.clear()
         self._accept_sets.clear()
         self._explicit_memo.clear()
+        self._explicit_split.clear()
         groups: dict[str, list[_Cand]] = {}
         for c in chat:
             groups.setdefault(c.pname, []).append(c)
@@ -683,6 +686,9 @@ class Router:
         cs = self._candidate_score
         simple = (excl_models is None and explicit is None and not disabled and not strict
                   and never_cloud is None and max_idx is None and not free_only)
+        # the other common case: only the explicit target (and the per-model facts) can drop one
+        explicit_only = (explicit is not None and excl_models is None and not disabled and not strict
+                         and never_cloud is None and max_idx is None and not free_only)
         # the group of a candidate no rule credits (the fallback's are found per candidate)
         plain_group = 0 if explicit is not None or rule_target is None else 2
         no_fallback = fallback is None
@@ -714,8 +720,23 @@ class Router:
                 pen += penalties.get(pname, 0.0)
             if latency:
                 p50 = health.p50(pname) or 0.0
-            if simple and g.plain and need <= g.min_limit and (not hard_caps or hard_caps <= g.common_caps):
+            fits = g.plain and need <= g.min_limit and (not hard_caps or hard_caps <= g.common_caps)
+            if simple and fits:
                 passed = g.cands  # nothing about this request can drop one of these models
+            elif explicit_only and fits and g.cands[-1].order < catalog_end:
+                # the target splits a catalogued group the same way every time: remembered
+                skey = (request.model, request.provider, request.tier, id(g))
+                split = self._explicit_split.get(skey)
+                if split is None or split[0] is not g:
+                    assert explicit is not None
+                    split = (g, [c for c in g.cands if c.full in explicit_fulls],
+                             [(c, explicit.label) for c in g.cands if c.full not in explicit_fulls])
+                    if len(self._explicit_split) >= 4096:
+                        self._explicit_split.clear()
+                    self._explicit_split[skey] = split
+                passed = split[1]
+                if split[2]:
+                    dropped += split[2]
             else:
                 passed = []
                 for c in g.cands:
