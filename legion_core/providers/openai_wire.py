@@ -33,7 +33,7 @@ from legion_core.errors import (
 )
 from legion_core.log import scrub
 from legion_core.providers.http import TRANSPORT_ERRORS, retry_after_seconds, transport_error
-from legion_core.providers.pool import PooledProvider
+from legion_core.providers.pool import PooledProvider, release_stream
 from legion_core.types import (
     ChatRequest,
     ChatResponse,
@@ -585,6 +585,7 @@ class OpenAIWireProvider(PooledProvider):
     async def stream(self, request: ChatRequest, model: str) -> AsyncIterator[StreamChunk]:  # type: ignore[override]
         body = orjson.dumps(self.chat_body(request, model, stream=True))
         asm = StreamAssembler(self.name, request)
+        complete = False
         try:
             resp = await self.send("/chat/completions", body, accept="text/event-stream",
                                    token=request.pass_through_token)
@@ -598,11 +599,12 @@ class OpenAIWireProvider(PooledProvider):
                     return
                 async for event in iter_sse(resp.content.iter_any()):
                     if event is None:
+                        complete = True
                         break
                     for chunk in asm.feed(event):
                         yield chunk
             finally:
-                resp.release()  # read to the end: back to the pool; abandoned: the connection closes
+                await release_stream(resp, complete=complete)  # abandoned part-way: the connection closes
             for chunk in asm.finish():
                 yield chunk
         except StreamInterrupted:

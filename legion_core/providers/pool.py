@@ -25,6 +25,52 @@ from legion_core.providers.base import Provider
 from legion_core.providers.http import timeouts_for
 from legion_core.settings.models import ProviderSettings, TimeoutSettings
 
+#: How long a finished stream's connection may take to deliver the end of its body (the chunked
+#: terminator after the last event) before it is closed instead of reused, and how many stray
+#: bytes after the last event are read before giving up on it. The stream's caller waits for the
+#: end at most DRAIN_WAIT seconds (upstreams send it at once); past that it is read in the background.
+DRAIN_WAIT = 0.05
+DRAIN_SECONDS = 5.0
+DRAIN_BYTES = 64 * 1024
+_draining: set[asyncio.Task[None]] = set()  # referenced until done (the loop keeps weak ones)
+
+
+async def release_stream(resp: aiohttp.ClientResponse, *, complete: bool) -> None:
+    """Done with a streamed response. `complete`: its last event (`[DONE]`, `message_stop`,
+    `done: true`) was read. The upstream sends the end of the body (for chunked encoding, the
+    terminator) just after that event, and often in a later packet: releasing at once would
+    close a connection that is about to become reusable, and against a TLS upstream every
+    streamed request would pay a new handshake. So the rest is read in the background and the
+    connection then goes back to the pool (waiting for it briefly, so that the caller's next
+    request finds the connection free). Abandoned part-way (`complete=False`), the response
+    is released now, which closes the connection: that is how an upstream generation is
+    cancelled."""
+    if not complete or resp.content.at_eof():
+        resp.release()
+        return
+    task = asyncio.get_running_loop().create_task(_drain(resp))
+    _draining.add(task)
+    task.add_done_callback(_draining.discard)
+    await asyncio.wait((task,), timeout=DRAIN_WAIT)  # the task goes on alone past that
+
+
+async def _drain(resp: aiohttp.ClientResponse) -> None:
+    left = DRAIN_BYTES
+    try:
+        async with asyncio.timeout(DRAIN_SECONDS):
+            while left > 0:
+                chunk = await resp.content.readany()
+                if not chunk:
+                    break
+                left -= len(chunk)
+    except (Exception, asyncio.CancelledError):  # noqa: BLE001 - any failure: just do not reuse it
+        resp.close()
+        return
+    if resp.content.at_eof():
+        resp.release()  # the body ended: the connection goes back to the pool
+    else:
+        resp.close()  # an upstream still talking after its last event: not reusable
+
 
 class Pool:
     def __init__(self, settings: ProviderSettings, base_url: str, headers: dict[str, str],

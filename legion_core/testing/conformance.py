@@ -342,6 +342,21 @@ class ProviderConformance:
         again = await collect_stream(provider.stream(self.request(), model))
         assert again.error is None and again.done is not None and again.text.strip()
 
+    @pytest.mark.asyncio
+    async def test_sequential_calls_reuse_one_connection(self, provider: Provider, model: str, fake: Any) -> None:
+        """Answers and streams read to their last event give the connection back to the pool:
+        against a TLS upstream, a new connection per call is a handshake per call."""
+        seen = getattr(fake, "connections", None)
+        if seen is None:
+            pytest.skip("the upstream does not report its client connections")
+        before = set(seen)
+        for _ in range(3):
+            await provider.chat(self.request(), model)
+            res = await collect_stream(provider.stream(self.request(), model))
+            assert res.error is None and res.done is not None
+        new = set(fake.connections) - before
+        assert len(new) == 1, f"{len(new)} connections for 6 sequential calls (one expected)"
+
     # ============================================================= tools
     def tool_request(self, **kw: Any) -> ChatRequest:
         return self.request("What's the weather in Paris?", tools=[WEATHER_TOOL], **kw)

@@ -3,7 +3,8 @@
 Each fake (OpenAI, Anthropic, Ollama, Bedrock) subclasses `FakeServer`, adds its routes in
 `routes()`, and uses `self.faults` to misbehave on demand: a status with a body, a
 `Retry-After`, a delay, or a connection dropped mid-stream. Fakes count their calls so a
-test can prove a request reached (or did not reach) an upstream.
+test can prove a request reached (or did not reach) an upstream, and the client connections
+they came on (`connections`) so a test can prove a client reuses its connections.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ class FakeServer:
         self.port = port or _free_port(host)
         self.calls: Counter[str] = Counter()
         self.requests: list[dict[str, Any]] = []
+        #: The distinct client (host, port) pairs recorded calls arrived from: one per TCP connection.
+        self.connections: set[tuple[Any, ...]] = set()
         self.faults: list[Fault] = []
         self.reply_text = "Wednesday comes after Tuesday."
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -66,6 +69,9 @@ class FakeServer:
 
     def record(self, name: str, request: web.Request, body: Any) -> None:
         self.calls[name] += 1
+        peer = request.transport.get_extra_info("peername") if request.transport is not None else None
+        if peer is not None:
+            self.connections.add(tuple(peer))
         self.requests.append({"endpoint": name, "headers": dict(request.headers), "body": body,
                               "path": request.path_qs})
 

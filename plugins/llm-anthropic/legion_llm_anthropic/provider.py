@@ -18,7 +18,7 @@ from legion_core.errors import (
     StreamInterrupted,
 )
 from legion_core.providers.http import TRANSPORT_ERRORS, transport_error
-from legion_core.providers.pool import PooledProvider
+from legion_core.providers.pool import PooledProvider, release_stream
 from legion_core.settings.models import ProviderSettings
 from legion_core.types import (
     ChatRequest,
@@ -168,10 +168,10 @@ class AnthropicProvider(PooledProvider):
         yielded = False
         try:
             resp = await self.pool().post("/v1/messages", payload, self._request_headers(request))
+            state = _StreamState()
             try:
                 if resp.status != 200:
                     raise self._error_from(resp.status, await resp.read(), resp.headers)
-                state = _StreamState()
                 dec = SSEDecoder()
                 async for raw in resp.content.iter_any():
                     for ev in dec.feed(raw):
@@ -184,7 +184,8 @@ class AnthropicProvider(PooledProvider):
                 raise ProviderUnavailable(f"{self.name}: stream ended before message_stop",
                                           provider=self.name)
             finally:
-                resp.release()  # read to the end: back to the pool; abandoned: the connection closes
+                # the last event read: back to the pool; abandoned part-way: the connection closes
+                await release_stream(resp, complete=state.finished)
         except TRANSPORT_ERRORS as e:
             err = self._transport(e)
             if yielded:

@@ -21,7 +21,7 @@ from legion_core.errors import (
     StreamInterrupted,
 )
 from legion_core.providers.http import TRANSPORT_ERRORS, transport_error
-from legion_core.providers.pool import PooledProvider
+from legion_core.providers.pool import PooledProvider, release_stream
 from legion_core.settings.models import ProviderSettings
 from legion_core.types import (
     ChatRequest,
@@ -179,11 +179,11 @@ class OllamaProvider(PooledProvider):
         yielded = False
         try:
             resp = await self.pool().post("/api/chat", payload, self._auth(request))
+            state = _StreamState(self.name)
             try:
                 if resp.status != 200:
                     raise self._error_from(resp.status, await resp.read(), resp.headers)
                 dec = NDJSONDecoder()
-                state = _StreamState(self.name)
                 async for raw in resp.content.iter_any():
                     try:
                         objs = dec.feed(raw)
@@ -203,7 +203,8 @@ class OllamaProvider(PooledProvider):
                     raise ProviderUnavailable(f"{self.name}: stream ended before its `done` line",
                                               provider=self.name)
             finally:
-                resp.release()  # read to the end: back to the pool; abandoned: the connection closes
+                # the last event read: back to the pool; abandoned part-way: the connection closes
+                await release_stream(resp, complete=state.finished)
         except TRANSPORT_ERRORS as e:
             err = self._transport(e)
             if yielded:
