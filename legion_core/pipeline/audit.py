@@ -1,11 +1,14 @@
 """The audit log: one row per request (success or failure) in the `audit` table.
 
 Rows are built on the request path (cheap: a dict and some JSON) and committed by the batch
-writer off it. `recent()` and `stats()` serve `legion logs` and `legion stats`.
+writer off it. The candidate list, most of a row, is stored once per distinct list in
+`audit_candidates` and referenced by `audit.candidates_id` (rows from before that keep it
+inline in `audit.candidates`). `recent()` and `stats()` serve `legion logs` and `legion stats`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import operator
 import time
 from typing import Any
@@ -19,8 +22,12 @@ from legion_core.types import Attempt, CandidateScore, ChatRequest, ChatResponse
 COLUMNS = ("request_id", "ts", "caller", "dialect", "intent", "provider", "model", "tier", "rule",
            "candidates", "attempts", "status", "error", "latency_ms", "overhead_ms", "input_tokens",
            "output_tokens", "cost_usd", "max_cost_usd", "cache_hit", "failovers", "escalated", "stream")
-_INSERT = (f"INSERT OR REPLACE INTO audit ({', '.join(COLUMNS)}) "
-           f"VALUES ({', '.join('?' for _ in COLUMNS)})")
+_INSERT = (f"INSERT OR REPLACE INTO audit ({', '.join(COLUMNS)}, candidates_id) "
+           f"VALUES ({', '.join('?' for _ in COLUMNS)}, ?)")
+_INSERT_CANDIDATES = "INSERT OR IGNORE INTO audit_candidates (id, candidates) VALUES (?, ?)"
+#: `recent()`'s columns: the candidates from wherever the row keeps them.
+_SELECT = ", ".join("coalesce(a.candidates, c.candidates) AS candidates" if col == "candidates" else f"a.{col}"
+                    for col in COLUMNS)
 _JSON_COLUMNS = ("intent", "candidates", "attempts")
 
 
@@ -100,19 +107,49 @@ def build_row(*, request: ChatRequest, response: ChatResponse | None, decision: 
 
 _COLUMN_VALUES = operator.itemgetter(*COLUMNS)
 _JSON_AT = tuple(COLUMNS.index(c) for c in _JSON_COLUMNS)
+_CANDIDATES_AT = COLUMNS.index("candidates")
 
 
 class AuditLog:
+    #: Candidate lists remembered as already queued for `audit_candidates`.
+    MEMO_SIZE = 1024
+
     def __init__(self, store: Store, writer: Any) -> None:
         self.store = store
         self.writer = writer
+        self._queued: dict[str, str] = {}  # candidates JSON -> its id
+        self._errors = getattr(writer, "errors", 0)
 
     def record(self, row: dict[str, Any]) -> None:
         """Queue a row; never blocks on the disk."""
         params = list(_COLUMN_VALUES(row))  # a row from `build_row`: every column present
         for i in _JSON_AT:
             params[i] = _dumps(params[i])
+        cid = None
+        cands = params[_CANDIDATES_AT]
+        if cands and cands != "[]":
+            cid = self._candidates_id(cands)
+            params[_CANDIDATES_AT] = None
+        params.append(cid)
         self.writer.put(_INSERT, tuple(params))
+
+    def _candidates_id(self, text: str) -> str:
+        """The list's id (a hash of its JSON), queuing the list the first time this process sees
+        it. The router shares candidate lists, so `text` is mostly the very same string object
+        (its hash cached): the lookup is cheap. After a failed batch the memo is dropped, so no
+        row can point at a list that was never written."""
+        errors = getattr(self.writer, "errors", 0)
+        if errors != self._errors:
+            self._errors = errors
+            self._queued.clear()
+        cid = self._queued.get(text)
+        if cid is None:
+            cid = hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+            if len(self._queued) >= self.MEMO_SIZE:
+                self._queued.clear()
+            self._queued[text] = cid
+            self.writer.put(_INSERT_CANDIDATES, (cid, text))
+        return cid
 
     def flush(self) -> None:
         self.writer.flush()
@@ -127,17 +164,17 @@ class AuditLog:
             if v is None:
                 continue
             if k == "since":
-                where.append("ts >= ?")
+                where.append("a.ts >= ?")
             elif k in COLUMNS:
-                where.append(f"{k} = ?")
+                where.append(f"a.{k} = ?")
                 v = int(v) if isinstance(v, bool) else v
             else:
                 raise ValueError(f"unknown audit filter {k!r}; use one of: since, {', '.join(COLUMNS)}")
             params.append(v)
-        sql = "SELECT * FROM audit"
+        sql = f"SELECT {_SELECT} FROM audit a LEFT JOIN audit_candidates c ON c.id = a.candidates_id"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY ts DESC LIMIT ?"
+        sql += " ORDER BY a.ts DESC LIMIT ?"
         params.append(int(limit))
         with self.store.lock:
             cur = self.store.conn.execute(sql, params)

@@ -59,6 +59,14 @@ def m004_conversations(db: sqlite_utils.Database) -> None:
     )
 
 
+@migration
+def m005_audit_candidates(db: sqlite_utils.Database) -> None:
+    # Each distinct candidate list once (most requests are routed over the same candidates, and
+    # the list is most of a row: ~100 bytes per catalog model); audit rows point at it by id.
+    db.table("audit_candidates").create({"id": str, "candidates": str}, pk="id")
+    db.table("audit").add_column("candidates_id", str)
+
+
 class Store:
     """Thread-safe access to the database. Writers batch; see `pipeline.audit`."""
 

@@ -1,5 +1,7 @@
 """Usage, cost, pricing overrides, max cost, session budgets, and the audit log."""
 
+import json
+
 import pytest
 
 from legion_core.errors import NoProviderAvailable, ProviderUnavailable, RequestRefused
@@ -187,3 +189,41 @@ async def test_prices_follow_pricing_overrides_and_catalog_versions(make_legion,
     lg.registry.set_discovered("cld", [ModelInfo(id="big", input_price=7.0, output_price=8.0)])
     now = next(mi for mi in lg.registry.models("cld") if mi.id == "big")
     assert m.prices("cld", "big") == (now.input_price, now.output_price)
+
+
+async def test_identical_candidate_lists_are_stored_once(make_legion, script):
+    """Most requests are routed over the same candidates: the list (the largest part of a row,
+    about 100 bytes per catalog model) is stored once in `audit_candidates` and referenced."""
+    lg = await make_legion()
+    for i in range(20):
+        await lg.pipeline.chat(text_request(f"What day comes after Tuesday? #{i}", provider="loc"))
+    await lg.pipeline.chat(text_request("hi", provider="cld"))  # another target: another list
+    rows = lg.pipeline.audit.recent(50)
+    assert len(rows) == 21
+    assert all({c["provider"] for c in r["candidates"]} == {"loc", "cld", "fro"} for r in rows)
+    assert rows[0]["candidates"] != rows[1]["candidates"]  # each row reads back its own list
+    with lg.store.lock:
+        conn = lg.store.conn
+        assert conn.execute("SELECT count(*) FROM audit_candidates").fetchone()[0] == 2
+        assert conn.execute("SELECT count(*) FROM audit WHERE candidates IS NOT NULL").fetchone()[0] == 0
+    assert lg.pipeline.audit.recent(50, provider="cld")[0]["candidates"] == rows[0]["candidates"]
+
+
+async def test_rows_written_before_the_candidates_table_still_read_back(make_legion, script):
+    lg = await make_legion()
+    old = [{"provider": "loc", "model": "small", "tier": "local", "score": 1.0}]
+    with lg.store.lock:
+        lg.store.conn.execute("INSERT INTO audit (request_id, ts, status, candidates) VALUES (?, ?, ?, ?)",
+                              ("req-old", 1.0, "ok", json.dumps(old)))
+    assert lg.pipeline.audit.recent(5, status="ok")[0]["candidates"] == old
+
+
+async def test_a_failed_write_does_not_leave_rows_pointing_at_nothing(make_legion, script):
+    lg = await make_legion()
+    await lg.pipeline.chat(text_request("first", provider="loc"))
+    lg.pipeline.writer.flush()
+    with lg.store.lock:
+        lg.store.conn.execute("DELETE FROM audit_candidates")  # as if that batch had failed
+    lg.pipeline.writer.errors += 1
+    await lg.pipeline.chat(text_request("second", provider="loc"))
+    assert [len(r["candidates"] or []) for r in lg.pipeline.audit.recent(5)] == [3, 3]
