@@ -461,8 +461,10 @@ class Router:
             for r in results:
                 if r:
                     for k, v in r.items():
-                        if k not in signals:  # the first plugin to report a key wins
-                            signals[k] = v if k == "complexity" else _evaluated(k, v)
+                        if k not in signals:  # the first plugin to report a usable value wins
+                            v = v if k == "complexity" else _evaluated(k, v)
+                            if v is not None:
+                                signals[k] = v
         return signals
 
     def _provider_signals(self, providers: dict[str, Provider]) -> tuple[dict[str, float], dict[str, str]]:

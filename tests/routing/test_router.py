@@ -509,6 +509,22 @@ def test_a_named_model_on_two_tiers_is_estimated_to_pick_the_tier(make_router):
     assert chain(b.router.decide(text_request(SIMPLE, model="mini")))[0] == "openai/mini"
 
 
+class BrokenLazySignals:
+    @hookimpl(tryfirst=True)
+    def legion_request_signals(self, request):
+        def boom() -> float:
+            raise RuntimeError("classifier down")
+
+        return {"complexity": boom, "domain": boom}
+
+
+def test_a_lazy_signal_that_raises_is_logged_and_left_out(make_router):
+    b = make_router(ALL_TIERS, plugins=(BrokenLazySignals(),))
+    d = b.router.decide(text_request(SIMPLE))
+    assert d.tier == "local" and d.complexity < 0.35  # the built-in estimate stands in
+    assert "domain" not in d.signals
+
+
 def test_a_rule_on_complexity_makes_a_named_model_estimated(make_router):
     lazy = LazyComplexity(0.9)
     rules = [{"name": "hard", "when": {"complexity_gte": 0.5}, "constraint": "never_cloud"}]
