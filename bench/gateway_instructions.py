@@ -3,6 +3,7 @@ machine's load.
 
     .venv/bin/python bench/gateway_instructions.py            # needs valgrind (apt-get install -y valgrind)
     .venv/bin/python bench/gateway_instructions.py --time     # CPU µs per request instead (noisy)
+    .venv/bin/python bench/gateway_instructions.py --without audit   # what one component costs
 
 The gateway's ASGI app is called directly (no sockets, no server) with the OpenAI dialect's
 request, routing, metering, audit and the tier-0 lookup and store on and the cache missing,
@@ -12,6 +13,9 @@ what the pass-through floor does not do. Under callgrind, the instructions of N1
 requests are counted in two runs and the difference divided by N2 - N1 (start-up cancels out).
 On a shared VM, wall-clock A/B comparisons of a few per cent drown in noise; this one repeats
 to about ±0.5%. The reference is the code it is compared with: run it on both (`--root`).
+`--without PART` (repeatable; the parts of `bench/gateway_ablation.py`) also counts the gateway
+with those parts replaced by no-ops and prints the difference: a component's own cost, free of
+the load and cache effects that make the under-load ablation noisy (and that it also leaves out).
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gateway_ablation import VARIANTS, _take_out  # noqa: E402 - the sibling bench's component switches
+
 UPSTREAM_REPLY = (b'{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-mini",'
                   b'"choices":[{"index":0,"message":{"role":"assistant","content":"Wednesday comes after '
                   b'Tuesday."},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":6,'
@@ -90,10 +97,11 @@ async def serve_requests(n: int) -> float:
     return cpu
 
 
-def count(root: str, n: int) -> int:
+def count(root: str, n: int, without: list[str] | None = None) -> int:
     env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": root}
+    extra = [a for part in without or () for a in ("--without", part)]
     out = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
-                          str(Path(__file__).resolve()), "--child", str(n)],
+                          str(Path(__file__).resolve()), "--child", str(n), *extra],
                          env=env, capture_output=True, text=True, cwd=root)
     m = re.search(r"I\s+refs:\s+([\d,]+)", out.stderr)
     if m is None:
@@ -107,21 +115,47 @@ def main() -> int:
     ap.add_argument("--time", action="store_true", help="CPU µs per request, no valgrind")
     ap.add_argument("--root", default=str(ROOT), help="source tree to measure (default: this one)")
     ap.add_argument("-n", type=int, default=500, help="requests in the difference (default 500)")
+    ap.add_argument("--without", action="append", choices=VARIANTS,
+                    help="also measure with this part taken out (repeatable), and print what it costs")
     args = ap.parse_args()
     if args.child is not None:
+        if args.without:
+            _take_out(args.without)
         asyncio.run(serve_requests(args.child))
         return 0
+    label = "without " + ", ".join(args.without) if args.without else ""
     if args.time:
-        print(f"{asyncio.run(serve_requests(max(args.n, 2000))):.1f} µs CPU per request (in process)")
+        if args.without:  # in a child process: taking parts out patches the kernel's classes
+            full = asyncio.run(serve_requests(max(args.n, 2000)))
+            code = ("import asyncio, sys; sys.path.insert(0, sys.argv[1]); import gateway_ablation as a, "
+                    "gateway_instructions as gi; a._take_out(sys.argv[3:]); "
+                    "print(asyncio.run(gi.serve_requests(int(sys.argv[2]))))")
+            out = subprocess.run([sys.executable, "-c", code, str(Path(__file__).resolve().parent),
+                                  str(max(args.n, 2000)), *args.without], capture_output=True, text=True,
+                                 env={**os.environ, "PYTHONPATH": args.root})
+            if out.returncode != 0:
+                raise SystemExit(out.stderr[-3000:])
+            part = float(out.stdout.split()[-1])
+            print(f"{full:.1f} µs CPU per request (in process); {label}: {part:.1f} µs; saves {full - part:.1f} µs")
+        else:
+            print(f"{asyncio.run(serve_requests(max(args.n, 2000))):.1f} µs CPU per request (in process)")
         return 0
     if subprocess.run(["which", "valgrind"], capture_output=True).returncode != 0:
         print("needs valgrind: apt-get install -y valgrind (or use --time)", file=sys.stderr)
         return 2
     base = 250
+    runs = [(base, None), (base + args.n, None)]
+    if args.without:
+        runs += [(base, args.without), (base + args.n, args.without)]
     with concurrent.futures.ThreadPoolExecutor(2) as ex:
-        a, b = ex.map(lambda k: count(args.root, k), (base, base + args.n))
-    print(f"{args.root}: {(b - a) / args.n:,.0f} instructions per routed request (in process, callgrind; "
+        counts = list(ex.map(lambda r: count(args.root, *r), runs))
+    full = (counts[1] - counts[0]) / args.n
+    print(f"{args.root}: {full:,.0f} instructions per routed request (in process, callgrind; "
           f"{base} and {base + args.n} requests)")
+    if args.without:
+        part = (counts[3] - counts[2]) / args.n
+        print(f"{label}: {part:,.0f} instructions per request; the part costs {full - part:,.0f} "
+              f"({(full - part) / full:.1%})")
     return 0
 
 
