@@ -12,7 +12,7 @@ canned upstream answer that it parses as usual. What is left is Legion's own wor
 what the pass-through floor does not do. Under callgrind, the instructions of N1 and N2
 requests are counted in two runs and the difference divided by N2 - N1 (start-up cancels out).
 On a shared VM, wall-clock A/B comparisons of a few per cent drown in noise; this one repeats
-to about ±0.5%. The reference is the code it is compared with: run it on both (`--root`).
+to about ±0.5% (±1.5% seen on some hosts: compare runs made side by side). The reference is the code it is compared with: run it on both (`--root`).
 `--without PART` (repeatable; the parts of `bench/gateway_ablation.py`) also counts the gateway
 with those parts replaced by no-ops and prints the difference: a component's own cost, free of
 the load and cache effects that make the under-load ablation noisy (and that it also leaves out).
