@@ -97,11 +97,15 @@ async def serve_requests(n: int) -> float:
     return cpu
 
 
+def _child(n: int, without: list[str] | None) -> list[str]:
+    """The command line of a child that serves `n` requests with `without`'s parts taken out."""
+    return [sys.executable, str(Path(__file__).resolve()), "--child", str(n),
+            *(a for part in without or () for a in ("--without", part))]
+
+
 def count(root: str, n: int, without: list[str] | None = None) -> int:
     env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": root}
-    extra = [a for part in without or () for a in ("--without", part)]
-    out = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
-                          str(Path(__file__).resolve()), "--child", str(n), *extra],
+    out = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *_child(n, without)],
                          env=env, capture_output=True, text=True, cwd=root)
     m = re.search(r"I\s+refs:\s+([\d,]+)", out.stderr)
     if m is None:
@@ -121,18 +125,14 @@ def main() -> int:
     if args.child is not None:
         if args.without:
             _take_out(args.without)
-        asyncio.run(serve_requests(args.child))
+        print(f"{asyncio.run(serve_requests(args.child)):.3f}")  # µs CPU per request (for --time)
         return 0
     label = "without " + ", ".join(args.without) if args.without else ""
     if args.time:
         if args.without:  # in a child process: taking parts out patches the kernel's classes
             full = asyncio.run(serve_requests(max(args.n, 2000)))
-            code = ("import asyncio, sys; sys.path.insert(0, sys.argv[1]); import gateway_ablation as a, "
-                    "gateway_instructions as gi; a._take_out(sys.argv[3:]); "
-                    "print(asyncio.run(gi.serve_requests(int(sys.argv[2]))))")
-            out = subprocess.run([sys.executable, "-c", code, str(Path(__file__).resolve().parent),
-                                  str(max(args.n, 2000)), *args.without], capture_output=True, text=True,
-                                 env={**os.environ, "PYTHONPATH": args.root})
+            out = subprocess.run(_child(max(args.n, 2000), args.without), capture_output=True, text=True,
+                                 env={**os.environ, "PYTHONPATH": args.root}, cwd=args.root)
             if out.returncode != 0:
                 raise SystemExit(out.stderr[-3000:])
             part = float(out.stdout.split()[-1])
