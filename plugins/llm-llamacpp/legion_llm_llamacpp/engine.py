@@ -33,9 +33,24 @@ class EngineConfig:
     #: Reuse the KV cache of a shared prompt prefix between calls (faster multi-turn chats on big
     #: models, but batch-vs-incremental evaluation makes greedy answers differ slightly).
     prefix_cache: bool = False
+    #: llama.cpp's weight repacking into faster layouts ("extra buffer types"). None: on, except
+    #: on CPUs with AMX, where its AMX matrix multiply segfaults on some hosts (llama.cpp#20824).
+    repack: bool | None = None
 
 
 _END = object()
+#: Held while llama-cpp-python's default model params are swapped (see `_load`).
+_PARAMS_LOCK = threading.Lock()
+
+
+def cpu_has_amx() -> bool:
+    """Whether llama.cpp runs with AMX here (its system info reports what it was built for and
+    found on the CPU)."""
+    try:
+        import llama_cpp
+    except ImportError:  # pragma: no cover - declared dependency
+        return False
+    return "AMX_INT8 = 1" in llama_cpp.llama_print_system_info().decode(errors="replace")
 
 
 def default_threads() -> int:
@@ -45,6 +60,29 @@ def default_threads() -> int:
     except (AttributeError, OSError):
         n = os.cpu_count() or 1
     return max(1, n // 2)
+
+
+def _load(llama_cpp: Any, kw: dict[str, Any], *, repack: bool) -> Any:
+    """`llama_cpp.Llama(**kw)`; without repacking, with `use_extra_bufts` off. llama-cpp-python
+    takes its model params only from `llama_model_default_params()`, so that function is
+    swapped for the duration of the load (under a lock: engines load on their own threads)."""
+    if repack:
+        return llama_cpp.Llama(**kw)
+    import llama_cpp.llama_cpp as low
+
+    with _PARAMS_LOCK:
+        default = low.llama_model_default_params
+
+        def without_extra_buffers() -> Any:
+            params = default()
+            params.use_extra_bufts = False
+            return params
+
+        low.llama_model_default_params = without_extra_buffers
+        try:
+            return llama_cpp.Llama(**kw)
+        finally:
+            low.llama_model_default_params = default
 
 
 class LlamaEngine:
@@ -109,9 +147,13 @@ class LlamaEngine:
         elif self.config.chat_format:
             kw["chat_format"] = self.config.chat_format
         try:
-            return llama_cpp.Llama(**kw)
+            return _load(llama_cpp, kw, repack=self.repack_enabled())
         except Exception as e:  # noqa: BLE001 - llama.cpp raises ValueError/RuntimeError/OSError
             raise ModelLoadError(f"could not load model_path {str(path)!r}: {e}") from e
+
+    def repack_enabled(self) -> bool:
+        """`repack` as configured; by default on unless the CPU has AMX."""
+        return self.config.repack if self.config.repack is not None else not cpu_has_amx()
 
     def _chat_model(self) -> Any:
         if self._llm is None:

@@ -66,6 +66,15 @@ def _int_option(p: Provider, key: str, default: int | None) -> int | None:
     return value
 
 
+def _repack_option(p: Provider) -> bool | None:
+    raw = p.option("repack", None)
+    if raw is None or raw == "auto":
+        return None
+    if isinstance(raw, bool):
+        return raw
+    raise ValueError(f"providers.{p.name}.repack must be true, false or \"auto\", got {raw!r}")
+
+
 class LlamaCppProvider(Provider):
     kind: ClassVar[str] = "llamacpp"
     default_tier: ClassVar[str] = "local"
@@ -97,6 +106,7 @@ class LlamaCppProvider(Provider):
             chat_format=self.chat_format,
             seed=int(self.option("seed", 0)),
             prefix_cache=bool(self.option("prefix_cache", False)),
+            repack=_repack_option(self),
         ))
         self._preload_task: Any = None
 

@@ -44,10 +44,26 @@ def _port() -> int:
         return int(s.getsockname()[1])
 
 
+#: `python -m llama_cpp.server`, with llama.cpp's weight repacking off on CPUs with AMX: its AMX
+#: matrix multiply segfaults on some such hosts (llama.cpp#20824), this project's CI VM among
+#: them. The server has no option for it; the llm-llamacpp plugin's engine does the same.
+_SERVE = """
+import runpy, llama_cpp, llama_cpp.llama_cpp as low
+if "AMX_INT8 = 1" in llama_cpp.llama_print_system_info().decode(errors="replace"):
+    default = low.llama_model_default_params
+    def without_extra_buffers():
+        p = default()
+        p.use_extra_bufts = False
+        return p
+    low.llama_model_default_params = without_extra_buffers
+runpy.run_module("llama_cpp.server", run_name="__main__")
+"""
+
+
 @pytest.fixture(scope="module")
 def llama_server() -> Iterator[str]:
     port = _port()
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", _gguf(), "--host", "127.0.0.1",
+    cmd = [sys.executable, "-c", _SERVE, "--model", _gguf(), "--host", "127.0.0.1",
            "--port", str(port), "--model_alias", ALIAS, "--n_ctx", "2048", "--embedding", "true",
            "--n_threads", "2", "--verbose", "false"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
