@@ -1,6 +1,6 @@
 """The audit log: one row per request (success or failure) in the `audit` table.
 
-Rows are built on the request path (cheap: a dict and some JSON) and committed by the batch
+Rows are built on the request path (cheap: a tuple and some JSON) and committed by the batch
 writer off it. The candidate list, most of a row, is stored once per distinct list in
 `audit_candidates` and referenced by `audit.candidates_id` (rows from before that keep it
 inline in `audit.candidates`). `recent()` and `stats()` serve `legion logs` and `legion stats`.
@@ -9,7 +9,6 @@ inline in `audit.candidates`). `recent()` and `stats()` serve `legion logs` and 
 from __future__ import annotations
 
 import hashlib
-import operator
 import time
 from typing import Any
 
@@ -34,7 +33,6 @@ _JSON_COLUMNS = ("intent", "candidates", "attempts")
 #: Whole lists serialized in one call (pydantic's core), not one `model_dump` per item: with
 #: a catalog of ten models that was a third of the audit row's cost.
 _CANDIDATES = TypeAdapter(list[CandidateScore])
-_ATTEMPTS = TypeAdapter(list[Attempt])
 
 
 class _CandidatesJSON:
@@ -51,7 +49,7 @@ class _CandidatesJSON:
     def __call__(self, cands: list[CandidateScore]) -> str:
         key = tuple(map(id, cands))
         hit = self._memo.get(key)
-        if hit is not None and all(map(operator.is_, hit[0], cands)):
+        if hit is not None:  # the entry holds the objects: no other object can have their ids
             return hit[1]
         text = _CANDIDATES.dump_json(cands, exclude_none=True).decode()
         if all(getattr(c, "model_config", {}).get("frozen") for c in cands):  # mutable ones may change
@@ -64,49 +62,48 @@ class _CandidatesJSON:
 candidates_json = _CandidatesJSON()
 
 
-def _dumps(v: Any) -> str:
-    return v if isinstance(v, str) else orjson.dumps(v).decode()
+def _attempts_json(attempts: list[Attempt]) -> str:
+    """`model_dump_json(exclude_none=True)` of each attempt, in one orjson call: their fields
+    are scalars and a list of strings, so the instance dict is already the JSON object."""
+    if not attempts:
+        return "[]"
+    return orjson.dumps([{k: v for k, v in a.__dict__.items() if v is not None} for a in attempts]).decode()
 
 
 def build_row(*, request: ChatRequest, response: ChatResponse | None, decision: RoutingDecision | None,
               attempts: list[Attempt], latency_ms: float, status: str, error: str | None = None,
               max_cost_usd: float = 0.0, dialect: str = "native", stream: bool = False,
-              caller: str | None = None) -> dict[str, Any]:
-    """The row, column by column; `candidates` and `attempts` come already as JSON text."""
-    provider_ms = sum(a.duration_ms for a in attempts)
+              caller: str | None = None) -> tuple[Any, ...]:
+    """The row's values in `COLUMNS` order (`intent`, `candidates` and `attempts` as JSON text),
+    built straight into the tuple the INSERT takes: this runs on every request."""
+    provider_ms = 0.0
+    failovers = 0
+    for a in attempts:
+        provider_ms += a.duration_ms
+        if a.outcome == "failed":
+            failovers += 1
     intent = dict(request.intent.__dict__)  # its fields are scalars: `model_dump()`, cheaper
     intent["requires"] = sorted(request.required_capabilities())
-    if decision is not None:
-        intent["complexity"] = decision.complexity
-        intent["estimated_tokens"] = decision.estimated_tokens
-    cands = candidates_json(decision.candidates) if decision else "[]"
+    d = decision
+    if d is not None:
+        intent["complexity"] = d.complexity
+        intent["estimated_tokens"] = d.estimated_tokens
     r = response
-    return {
-        "request_id": request.request_id, "ts": time.time(), "caller": caller or request.caller,
-        "dialect": dialect, "intent": intent,
-        "provider": r.provider if r else (decision.provider if decision else None),
-        "model": r.model if r else (decision.model if decision else None),
-        "tier": r.tier if r else (decision.tier if decision else None),
-        "rule": decision.rule if decision else None,
-        "candidates": cands,
-        "attempts": _ATTEMPTS.dump_json(attempts, exclude_none=True).decode() if attempts else "[]",
-        "status": status, "error": error,
-        "latency_ms": round(latency_ms, 3),
-        "overhead_ms": round(max(0.0, latency_ms - provider_ms), 3),
-        # a cache hit consumed no tokens anywhere
-        "input_tokens": r.usage.input_tokens if r and not r.cache_hit else 0,
-        "output_tokens": r.usage.output_tokens if r and not r.cache_hit else 0,
-        "cost_usd": r.cost_usd if r else 0.0,
-        "max_cost_usd": max_cost_usd,
-        "cache_hit": int(bool(r and r.cache_hit)),
-        "failovers": sum(1 for a in attempts if a.outcome == "failed"),
-        "escalated": int(bool(r and r.escalated)),
-        "stream": int(stream),
-    }
+    if r is not None:
+        provider, model, tier = r.provider, r.model, r.tier
+        hit = r.cache_hit
+        tokens_in, tokens_out = (0, 0) if hit else (r.usage.input_tokens, r.usage.output_tokens)  # a hit used none
+        cost, escalated = r.cost_usd, int(r.escalated)
+    else:
+        provider, model, tier = (d.provider, d.model, d.tier) if d is not None else (None, None, None)
+        hit, tokens_in, tokens_out, cost, escalated = False, 0, 0, 0.0, 0
+    return (request.request_id, time.time(), caller or request.caller, dialect, orjson.dumps(intent).decode(),
+            provider, model, tier, d.rule if d is not None else None,
+            candidates_json(d.candidates) if d is not None else "[]", _attempts_json(attempts),
+            status, error, round(latency_ms, 3), round(max(0.0, latency_ms - provider_ms), 3),
+            tokens_in, tokens_out, cost, max_cost_usd, int(hit), failovers, escalated, int(stream))
 
 
-_COLUMN_VALUES = operator.itemgetter(*COLUMNS)
-_JSON_AT = tuple(COLUMNS.index(c) for c in _JSON_COLUMNS)
 _CANDIDATES_AT = COLUMNS.index("candidates")
 
 
@@ -120,18 +117,15 @@ class AuditLog:
         self._queued: dict[str, str] = {}  # candidates JSON -> its id
         self._errors = getattr(writer, "errors", 0)
 
-    def record(self, row: dict[str, Any]) -> None:
-        """Queue a row; never blocks on the disk."""
-        params = list(_COLUMN_VALUES(row))  # a row from `build_row`: every column present
-        for i in _JSON_AT:
-            params[i] = _dumps(params[i])
-        cid = None
-        cands = params[_CANDIDATES_AT]
+    def record(self, row: tuple[Any, ...]) -> None:
+        """Queue a row from `build_row`; never blocks on the disk. Its candidate list is replaced
+        by a reference to `audit_candidates`."""
+        cands = row[_CANDIDATES_AT]
         if cands and cands != "[]":
-            cid = self._candidates_id(cands)
-            params[_CANDIDATES_AT] = None
-        params.append(cid)
-        self.writer.put(_INSERT, tuple(params))
+            row = (*row[:_CANDIDATES_AT], None, *row[_CANDIDATES_AT + 1:], self._candidates_id(cands))
+        else:
+            row = (*row, None)
+        self.writer.put(_INSERT, row)
 
     def _candidates_id(self, text: str) -> str:
         """The list's id (a hash of its JSON), queuing the list the first time this process sees

@@ -347,7 +347,7 @@ def candidates_of(decision: RoutingDecision) -> list[CandidateScore]:
     return first[:1] + rest + first[1:]
 
 
-def audit_row(turn: Turn, dialect: str = "native") -> dict[str, Any]:
+def audit_row(turn: Turn, dialect: str = "native") -> tuple[Any, ...]:
     return build_row(request=turn.request, response=turn.response, decision=turn.decision,
                      attempts=turn.attempts, latency_ms=turn.elapsed_ms, status=turn.status,
                      error=turn.error, max_cost_usd=turn.max_cost_usd,
