@@ -7,10 +7,11 @@ provider plugin or a dialect module should see a vendor's JSON.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import uuid
 from collections.abc import Iterable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -46,6 +47,53 @@ def new_id(prefix: str = "req") -> str:
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+M = TypeVar("M", bound=BaseModel)
+_PLANS: dict[type[Any], tuple[dict[str, Any], tuple[tuple[str, Any], ...], frozenset[str], frozenset[str]]] = {}
+_IMMUTABLE = (str, int, float, bool, bytes, type(None), tuple, frozenset)
+
+
+def _plan(cls: type[Any]) -> tuple[dict[str, Any], tuple[tuple[str, Any], ...], frozenset[str], frozenset[str]]:
+    static: dict[str, Any] = {}
+    factories: list[tuple[str, Any]] = []
+    for name, f in cls.model_fields.items():
+        if f.default_factory is not None:
+            factories.append((name, f.default_factory))
+        elif not f.is_required():
+            if isinstance(f.default, _IMMUTABLE):
+                static[name] = f.default
+            else:  # a mutable default: a copy per instance, as pydantic makes
+                factories.append((name, lambda d=f.default: copy.deepcopy(d)))
+    required = frozenset(n for n, f in cls.model_fields.items() if f.is_required())
+    plan = _PLANS[cls] = (static, tuple(factories), required, frozenset(cls.model_fields))
+    return plan
+
+
+def build(cls: type[M], values: dict[str, Any]) -> M:
+    """An instance of `cls` from values the caller vouches for (already of the field's types,
+    e.g. from a dialect model that validated them), without validating them again: the hot
+    path builds several models per request and validation was most of their cost. Defaults
+    are filled as pydantic fills them and `model_fields_set` is the given keys, like
+    `model_construct`; a missing required field or an unknown one is still an error."""
+    static, factories, required, known = _PLANS.get(cls) or _plan(cls)
+    if not required <= values.keys() or not values.keys() <= known:
+        missing, unknown = sorted(required - values.keys()), sorted(values.keys() - known)
+        raise TypeError(f"{cls.__name__}: missing {missing}, unknown {unknown}")
+    d = {**static, **values}
+    for name, factory in factories:
+        if name not in values:
+            d[name] = factory()
+    obj = _new(cls)
+    _set(obj, "__dict__", d)
+    _set(obj, "__pydantic_fields_set__", set(values))
+    _set(obj, "__pydantic_extra__", None)
+    _set(obj, "__pydantic_private__", None)
+    return obj
+
+
+_new = object.__new__
+_set = object.__setattr__
 
 
 # ---------------------------------------------------------------- content blocks

@@ -67,6 +67,7 @@ from legion_core.types import (
     ToolUseBlock,
     Usage,
     UsageChunk,
+    build,
 )
 
 log = get_logger("legion.pipeline")
@@ -354,8 +355,9 @@ class Pipeline:
             ms = (time.perf_counter() - t0) * 1000
             if health is not None:
                 health.record_success(cand.provider, ms)
-            turn.attempts.append(Attempt(provider=cand.provider, model=cand.model, tier=cand.tier,
-                                         outcome="ok", duration_ms=round(ms, 3)))
+            turn.attempts.append(build(Attempt, {"provider": cand.provider, "model": cand.model,
+                                                 "tier": cand.tier, "outcome": "ok",
+                                                 "duration_ms": round(ms, 3)}))
             resp.provider = cand.provider
             resp.model = resp.model or cand.model
             resp.tier = cand.tier or getattr(provider, "tier", "")

@@ -54,6 +54,7 @@ from legion_core.types import (
     ToolUseBlock,
     Usage,
     UsageChunk,
+    build,
 )
 
 FINISH_REASONS: dict[str, StopReason] = {
@@ -250,9 +251,12 @@ def parse_completion(data: dict[str, Any], *, provider: str, tier: str, model: s
     if any(isinstance(b, ToolUseBlock) for b in content):
         stop = "tool_use"
     usage = parse_usage(data.get("usage")) or estimate_usage(request, text or "")
-    extra = {"id": data["id"]} if isinstance(data.get("id"), str) and data["id"] else {}
-    return ChatResponse(model=data.get("model") or model, provider=provider, tier=tier, content=content,
-                        stop_reason=stop, usage=usage, **extra)
+    named = data.get("model")
+    fields: dict[str, Any] = {"model": named if isinstance(named, str) and named else model, "provider": provider,
+                              "tier": tier, "content": content, "stop_reason": stop, "usage": usage}
+    if isinstance(data.get("id"), str) and data["id"]:
+        fields["id"] = data["id"]
+    return build(ChatResponse, fields)  # every value is typed above: no second validation
 
 
 class StreamAssembler:
