@@ -246,7 +246,9 @@ class Pipeline:
         try:
             for step in self.steps:
                 if step.applies(turn):
-                    await step.run(self, turn)
+                    waiting = step.run(self, turn)  # a step that never waits is a plain function
+                    if waiting is not None:
+                        await waiting
         except BaseException as e:
             self._audit_failure(turn, e)
             raise
@@ -256,7 +258,9 @@ class Pipeline:
     async def run_phase(self, turn: Turn, phase: str) -> None:
         for step in self.steps:
             if step.phase == phase and step.applies(turn):
-                await step.run(self, turn)
+                waiting = step.run(self, turn)
+                if waiting is not None:
+                    await waiting
 
     def audit_turn(self, turn: Turn) -> None:
         if turn.audited:
@@ -286,7 +290,7 @@ class Pipeline:
         if router is None:
             raise NoProviderAvailable("no router is configured (is Legion started?)")
         decision = await _maybe_await(router.decide(request))
-        if not decision.viable() and not (decision.provider and decision.model):
+        if not (decision.provider and decision.model) and not decision.viable():
             dropped = "; ".join(f"{c.provider}/{c.model}: {c.dropped}" for c in decision.candidates)
             raise NoProviderAvailable(
                 "no provider can serve this request" + (f" ({dropped})" if dropped else

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from legion_core.errors import BadRequest, EscalationExhausted, NoProviderAvailable
@@ -73,7 +74,10 @@ class Step:
     def applies(self, turn: Turn) -> bool:
         return not (self.skip_on_cache_hit and turn.cache_hit)
 
-    async def run(self, p: Pipeline, turn: Turn) -> None:  # pragma: no cover - abstract
+    def run(self, p: Pipeline, turn: Turn) -> Awaitable[None] | None:  # pragma: no cover - abstract
+        """Do the step's work. A coroutine function (`async def`) for a step that waits (guards,
+        the provider call); a plain function for one that never does, which the pipeline then
+        calls without creating and driving a coroutine (most steps: it runs on every request)."""
         raise NotImplementedError
 
     def describe(self) -> dict[str, Any]:
@@ -92,7 +96,7 @@ class Normalize(Step):
 
     name = "normalize"
 
-    async def run(self, p: Pipeline, turn: Turn) -> None:
+    def run(self, p: Pipeline, turn: Turn) -> None:
         turn.request = p.complete_tools(normalize(turn.request, turn.context))
 
 
@@ -122,7 +126,7 @@ class CacheLookup(Step):
 
     name = "cache_lookup"
 
-    async def run(self, p: Pipeline, turn: Turn) -> None:
+    def run(self, p: Pipeline, turn: Turn) -> None:
         ok, _why = tier0.cacheable(turn.request, p.settings.llm.cache)
         turn.cacheable = ok
         if not ok:
@@ -158,7 +162,7 @@ class SessionBudget(Step):
 
     name = "session_budget"
 
-    async def run(self, p: Pipeline, turn: Turn) -> None:
+    def run(self, p: Pipeline, turn: Turn) -> None:
         p.meter.check_session_budget(turn.request)
 
 
@@ -176,7 +180,7 @@ class Compress(Step):
 
     name = "compress"
 
-    async def run(self, p: Pipeline, turn: Turn) -> None:
+    def run(self, p: Pipeline, turn: Turn) -> None:
         level = turn.request.compress_level
         if level is None:
             level = turn.decision.compress_level if turn.decision else 0
@@ -281,7 +285,7 @@ class Meter(Step):
     phase = "post"
     skip_on_cache_hit = False
 
-    async def run(self, p: Pipeline, turn: Turn) -> None:
+    def run(self, p: Pipeline, turn: Turn) -> None:
         resp = turn.response
         assert resp is not None
         resp.usage = ensure_usage(turn.routed_request or turn.request, resp)
@@ -306,7 +310,7 @@ class Audit(Step):
     phase = "post"
     skip_on_cache_hit = False
 
-    async def run(self, p: Pipeline, turn: Turn) -> None:
+    def run(self, p: Pipeline, turn: Turn) -> None:
         if turn.response is not None:
             turn.response.latency_ms = round(turn.elapsed_ms, 3)
         p.audit_turn(turn)
@@ -322,7 +326,7 @@ class CacheStore(Step):
         return (super().applies(turn) and turn.cacheable and turn.cache_key is not None
                 and turn.response is not None and turn.status == "ok")
 
-    async def run(self, p: Pipeline, turn: Turn) -> None:
+    def run(self, p: Pipeline, turn: Turn) -> None:
         assert turn.response is not None and turn.cache_key is not None
         if tier0.storable(turn.response) and not any(isinstance(b, ToolUseBlock) for b in turn.response.content):
             p.cache.put(turn.cache_key, turn.response)

@@ -107,7 +107,7 @@ class Gateway:
         self.owns_legion = False
         self.configured = False
         self._known: frozenset[str] = frozenset()
-        self._known_key: tuple[int, ...] = ()
+        self._known_key: tuple[int, int] = (0, -1)
 
     # ------------------------------------------------------------ lifecycle
     async def startup(self) -> None:
@@ -193,13 +193,12 @@ class Gateway:
                         code="model_not_found")
 
     def known_models(self) -> frozenset[str]:
-        """Every model id in the catalog, as a set; rebuilt only when a provider's catalog changed
-        (the registry hands out a new list after discovery)."""
+        """Every model id in the catalog, as a set; rebuilt only when the registry's `version`
+        says its catalog may have changed (a provider added or removed, a discovery result)."""
         reg = self.legion.registry
-        lists = [reg.models(n) for n in reg.names()]
-        key = tuple(id(x) for x in lists)
+        key = (id(reg), reg.version)
         if key != self._known_key:
-            self._known = frozenset(m.id for lst in lists for m in lst)
+            self._known = frozenset(m.id for n in reg.names() for m in reg.models(n))
             self._known_key = key
         return self._known
 

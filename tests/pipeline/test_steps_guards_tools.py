@@ -31,6 +31,37 @@ async def test_steps_are_ordered_named_and_described(make_legion):
     assert lg.pipeline.step("route").phase == "pre"
 
 
+async def test_a_step_may_be_a_plain_function_or_a_coroutine_function(make_legion, script):
+    """Steps that never wait are plain functions (no coroutine per request); one that waits is
+    awaited. Both kinds run, in order, for chat and for streams."""
+    import asyncio
+
+    from legion_core.pipeline.steps import Step
+
+    seen: list[str] = []
+
+    class Plain(Step):
+        name, phase = "plain", "post"
+
+        def run(self, p, turn):
+            seen.append("plain")
+
+    class Waits(Step):
+        name, phase = "waits", "post"
+
+        async def run(self, p, turn):
+            await asyncio.sleep(0)
+            seen.append("waits")
+
+    lg = await make_legion()
+    lg.pipeline.steps += [Waits(), Plain()]
+    await lg.pipeline.chat(text_request(Q))
+    assert seen == ["waits", "plain"]
+    async for _ in lg.pipeline.stream(text_request(Q + " (streamed)")):
+        pass
+    assert seen == ["waits", "plain"] * 2
+
+
 def test_normalize_moves_system_messages_and_drops_auto_model():
     req = text_request(Q, model="legion/auto")
     req.messages.insert(0, Message(role="system", content="Be brief."))

@@ -68,15 +68,15 @@ def test_candidates_of_puts_the_choice_first():
     assert [c.provider for c in candidates_of(d)] == ["y", "x", "z"]
 
 
-async def test_compress_step_prefers_the_request_level():
+def test_compress_step_prefers_the_request_level():
     step = Compress()
     t = Turn(request=text_request("Please  go.", compress_level=0), context=RequestContext(request_id="r"),
              decision=RoutingDecision(compress_level=3))
-    await step.run(None, t)
+    step.run(None, t)
     assert t.routed_request.messages[0].text == "Please  go."
     t2 = Turn(request=text_request("Please  go."), context=RequestContext(request_id="r"),
               decision=RoutingDecision(compress_level=2))
-    await step.run(None, t2)
+    step.run(None, t2)
     assert t2.routed_request.messages[0].text == "Go."
 
 
