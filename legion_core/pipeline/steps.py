@@ -8,8 +8,8 @@ streaming call; `call` and `quality` are the non-streaming middle.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from collections.abc import Awaitable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from legion_core.errors import BadRequest, EscalationExhausted, NoProviderAvailable

@@ -10,6 +10,7 @@ tier-0 cache needs to know (see `pipeline.cache.KeyFilter`).
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import deque
 from typing import Any
@@ -20,6 +21,50 @@ from legion_core.store.db import Store
 log = get_logger("legion.writer")
 
 Write = tuple[str, tuple[Any, ...]]  # (sql, params)
+
+
+_TABLE = re.compile(r"\s*(?:INSERT(?:\s+OR\s+\w+)?\s+INTO|REPLACE\s+INTO|UPDATE(?:\s+OR\s+\w+)?|DELETE\s+FROM)"
+                    r"\s+([A-Za-z_][\w]*)", re.IGNORECASE)
+_tables: dict[str, str | None] = {}
+
+
+def _table(sql: str) -> str | None:
+    """The one table a plain INSERT/UPDATE/DELETE writes, else None (remembered per statement)."""
+    t = _tables.get(sql, "")
+    if t == "":
+        m = _TABLE.match(sql)
+        t = _tables[sql] = m.group(1).lower() if m else None
+        if len(_tables) > 1024:
+            _tables.clear()
+    return t
+
+
+def plan_batch(batch: list[Write]) -> list[tuple[str, list[tuple[Any, ...]]]]:
+    """The batch as (sql, rows) runs for `executemany`. The request path queues an audit row
+    and a cache entry by turns, so runs of the same statement were one row long; statements on
+    different tables commute (no triggers or foreign keys here), so each table's statements are
+    gathered, in their order, and then split into runs. A statement on no single table (or an
+    unknown shape) is a barrier: what came before it runs first, what came after, after."""
+    out: list[tuple[str, list[tuple[Any, ...]]]] = []
+    groups: dict[str | None, list[tuple[str, list[tuple[Any, ...]]]]] = {}
+    for sql, params in batch:
+        table = _table(sql)
+        if table is None:
+            for runs in groups.values():
+                out += runs
+            groups.clear()
+            out.append((sql, [params]))
+            continue
+        runs = groups.get(table)
+        if runs is None:
+            groups[table] = [(sql, [params])]
+        elif runs[-1][0] == sql:
+            runs[-1][1].append(params)
+        else:
+            runs.append((sql, [params]))
+    for runs in groups.values():
+        out += runs
+    return out
 
 
 class BatchWriter:
@@ -50,7 +95,8 @@ class BatchWriter:
             self._thread.start()
 
     def put(self, sql: str, params: tuple[Any, ...]) -> None:
-        """Queue one statement; returns at once."""
+        """Queue one statement; returns at once. Within a batch, statements on different tables
+        may run in another order than queued (see `plan_batch`); on one table, never."""
         if self._thread is None:  # not started (e.g. a bare pipeline in a test): write now
             self._commit([(sql, params)])
             return
@@ -131,14 +177,8 @@ class BatchWriter:
                 try:
                     # one executemany per run of identical statements: the loop stays in C, so
                     # this thread holds the GIL as little as possible (the request path needs it)
-                    i = 0
-                    while i < len(batch):
-                        sql = batch[i][0]
-                        j = i + 1
-                        while j < len(batch) and batch[j][0] == sql:
-                            j += 1
-                        c.executemany(sql, [b[1] for b in batch[i:j]])
-                        i = j
+                    for sql, rows in plan_batch(batch):
+                        c.executemany(sql, rows)
                     c.execute("COMMIT")
                 except BaseException:
                     c.execute("ROLLBACK")

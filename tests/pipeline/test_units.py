@@ -55,6 +55,33 @@ def test_writer_survives_a_bad_batch(store):
     assert w.errors == 1 and count(store, "state") == 1
 
 
+def test_writer_groups_statements_by_table_and_keeps_each_tables_order(store):
+    """A batch alternates tables (an audit row, a cache entry, per request): statements on one
+    table run together, one executemany per run of the same SQL, in their order within the table
+    (a later write to a row still wins); statements it cannot place keep their position."""
+    from legion_core.pipeline.writer import plan_batch
+
+    a = "INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)"
+    u = "UPDATE state SET value = value || '+' WHERE key = ?"
+    c = "INSERT OR REPLACE INTO conversations (id, messages) VALUES (?, ?)"
+    other = "PRAGMA user_version = 7"
+    batch = [(a, ("k", "1")), (c, ("x", "[]")), (u, ("k",)), (c, ("y", "[]")), (a, ("k", "2")),
+             (other, ()), (a, ("z", "1")), (c, ("x", "[1]"))]
+    assert plan_batch(batch) == [
+        (a, [("k", "1")]), (u, [("k",)]), (a, [("k", "2")]), (c, [("x", "[]"), ("y", "[]")]),
+        (other, [()]),
+        (a, [("z", "1")]), (c, [("x", "[1]")])]
+    w = BatchWriter(store)
+    w.start()
+    for sql, params in batch:
+        w.put(sql, params)
+    w.close()
+    with store.lock:
+        rows = dict(store.conn.execute("SELECT key, value FROM state").fetchall())
+        convs = dict(store.conn.execute("SELECT id, messages FROM conversations").fetchall())
+    assert rows == {"k": "2", "z": "1"} and convs == {"x": "[1]", "y": "[]"}
+
+
 def test_writer_not_started_writes_inline(store):
     w = BatchWriter(store)
     w.put("INSERT INTO state (key, value) VALUES (?, ?)", ("k", "1"))
