@@ -89,6 +89,9 @@ def build_row(*, request: ChatRequest, response: ChatResponse | None, decision: 
         intent["complexity"] = d.complexity
         intent["estimated_tokens"] = d.estimated_tokens
     r = response
+    provider: str | None
+    model: str | None
+    tier: str | None
     if r is not None:
         provider, model, tier = r.provider, r.model, r.tier
         hit = r.cache_hit

@@ -50,8 +50,8 @@ def plan_batch(batch: list[Write]) -> list[tuple[str, list[tuple[Any, ...]]]]:
     for sql, params in batch:
         table = _table(sql)
         if table is None:
-            for runs in groups.values():
-                out += runs
+            for earlier in groups.values():
+                out += earlier
             groups.clear()
             out.append((sql, [params]))
             continue
@@ -62,8 +62,8 @@ def plan_batch(batch: list[Write]) -> list[tuple[str, list[tuple[Any, ...]]]]:
             runs[-1][1].append(params)
         else:
             runs.append((sql, [params]))
-    for runs in groups.values():
-        out += runs
+    for rest in groups.values():
+        out += rest
     return out
 
 
