@@ -92,6 +92,17 @@ def build(cls: type[M], values: dict[str, Any]) -> M:
     return obj
 
 
+def set_fields(obj: BaseModel, values: dict[str, Any]) -> None:
+    """`obj.a = x; obj.b = y; ...` in one step, for models without `validate_assignment` (ours):
+    what pydantic's `__setattr__` does per field (`__dict__` and `model_fields_set`), at a third
+    of the cost when several fields change at once on the hot path. Unknown names still fail."""
+    cls = type(obj)
+    if not values.keys() <= (_PLANS.get(cls) or _plan(cls))[3]:
+        raise AttributeError(f"{cls.__name__} has no field(s) {sorted(values.keys() - cls.model_fields.keys())}")
+    obj.__dict__.update(values)
+    obj.__pydantic_fields_set__.update(values)
+
+
 _new = object.__new__
 _set = object.__setattr__
 

@@ -68,6 +68,7 @@ from legion_core.types import (
     Usage,
     UsageChunk,
     build,
+    set_fields,
 )
 
 log = get_logger("legion.pipeline")
@@ -362,9 +363,8 @@ class Pipeline:
             turn.attempts.append(build(Attempt, {"provider": cand.provider, "model": cand.model,
                                                  "tier": cand.tier, "outcome": "ok",
                                                  "duration_ms": round(ms, 3)}))
-            resp.provider = cand.provider
-            resp.model = resp.model or cand.model
-            resp.tier = cand.tier or getattr(provider, "tier", "")
+            set_fields(resp, {"provider": cand.provider, "model": resp.model or cand.model,
+                              "tier": cand.tier or getattr(provider, "tier", "")})
             return resp
         raise NoProviderAvailable(self._all_failed(turn), decision=turn.decision,
                                   attempts=list(turn.attempts))

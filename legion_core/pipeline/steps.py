@@ -28,6 +28,7 @@ from legion_core.types import (
     RoutingDecision,
     ToolUseBlock,
     is_auto_model,
+    set_fields,
 )
 
 if TYPE_CHECKING:
@@ -288,19 +289,20 @@ class Meter(Step):
     def run(self, p: Pipeline, turn: Turn) -> None:
         resp = turn.response
         assert resp is not None
-        resp.usage = ensure_usage(turn.routed_request or turn.request, resp)
+        usage = ensure_usage(turn.routed_request or turn.request, resp)
+        meter = p.meter
         if turn.cache_hit:
-            resp.cost_usd = 0.0
-            turn.max_cost_usd = p.meter.cost(resp.provider, resp.model, resp.usage)
+            cost = 0.0
+            turn.max_cost_usd = meter.cost(resp.provider, resp.model, usage)
         else:
-            resp.cost_usd = p.meter.cost(resp.provider, resp.model, resp.usage)
-            turn.max_cost_usd = p.meter.max_cost(turn.decision, resp.usage, floor=resp.cost_usd)
-            p.meter.charge_session(turn.request, resp.usage)
-        resp.request_id = turn.request.request_id
-        resp.routing = turn.decision
+            cost = meter.cost(resp.provider, resp.model, usage)
+            turn.max_cost_usd = meter.max_cost(turn.decision, usage, floor=cost)
+            meter.charge_session(turn.request, usage)
+        fields = {"usage": usage, "cost_usd": cost, "request_id": turn.request.request_id,
+                  "routing": turn.decision, "latency_ms": round(turn.elapsed_ms, 3)}
         if not turn.cache_hit:
-            resp.attempts = list(turn.attempts)
-        resp.latency_ms = round(turn.elapsed_ms, 3)
+            fields["attempts"] = list(turn.attempts)
+        set_fields(resp, fields)
 
 
 class Audit(Step):

@@ -55,6 +55,7 @@ from legion_core.types import (
     Usage,
     UsageChunk,
     build,
+    set_fields,
 )
 
 FINISH_REASONS: dict[str, StopReason] = {
@@ -582,8 +583,7 @@ class OpenAIWireProvider(PooledProvider):
                               token=request.pass_through_token)
         data = await self._bounded(call)
         resp = parse_completion(data, provider=self.name, tier=self.tier, model=model, request=request)
-        resp.request_id = request.request_id
-        resp.latency_ms = (time.perf_counter() - t0) * 1000
+        set_fields(resp, {"request_id": request.request_id, "latency_ms": (time.perf_counter() - t0) * 1000})
         return resp
 
     async def stream(self, request: ChatRequest, model: str) -> AsyncIterator[StreamChunk]:  # type: ignore[override]

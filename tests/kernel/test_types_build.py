@@ -26,3 +26,13 @@ def test_build_refuses_a_missing_required_field_or_an_unknown_one():
         build(Attempt, {"provider": "p", "model": "m", "tier": "local"})
     with pytest.raises(TypeError, match=r"unknown \['colour'\]"):
         build(TextBlock, {"text": "x", "colour": "red"})
+
+
+def test_set_fields_is_assignment_for_several_fields():
+    from legion_core.types import set_fields
+
+    r = ChatResponse(model="m")
+    set_fields(r, {"cost_usd": 0.5, "provider": "p"})
+    assert (r.cost_usd, r.provider) == (0.5, "p") and {"cost_usd", "provider"} <= r.model_fields_set
+    with pytest.raises(AttributeError, match=r"ChatResponse has no field\(s\) \['colour'\]"):
+        set_fields(r, {"colour": "red"})
