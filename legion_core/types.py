@@ -84,9 +84,16 @@ def build(cls: type[M], values: dict[str, Any]) -> M:
     for name, factory in factories:
         if name not in values:
             d[name] = factory()
+    return instance(cls, d, set(values))
+
+
+def instance(cls: type[M], fields: dict[str, Any], fields_set: set[str]) -> M:
+    """The instance whose `__dict__` is `fields` (every field present, none validated) and whose
+    `model_fields_set` is `fields_set`: what `build` ends with, and all the router needs when it
+    gives every field itself."""
     obj = _new(cls)
-    _set(obj, "__dict__", d)
-    _set(obj, "__pydantic_fields_set__", set(values))
+    _set(obj, "__dict__", fields)
+    _set(obj, "__pydantic_fields_set__", fields_set)
     _set(obj, "__pydantic_extra__", None)
     _set(obj, "__pydantic_private__", None)
     return obj

@@ -53,6 +53,7 @@ from legion_core.types import (
     EmbedRequest,
     ModelInfo,
     RoutingDecision,
+    instance,
     is_auto_model,
 )
 
@@ -953,18 +954,11 @@ def _fallback_target(fallback: str, providers: dict[str, Any]) -> _Target:
 
 _CS_FIELDS = frozenset(CandidateScore.model_fields)
 _RD_FIELDS = frozenset(RoutingDecision.model_fields)
-_new = object.__new__
-_set = object.__setattr__
 
 
 def _fast(cls: Any, fields: frozenset[str], values: dict[str, Any]) -> Any:
     """`model_construct` without its per-call overhead: every field is given, none validated."""
-    obj = _new(cls)
-    _set(obj, "__dict__", values)
-    _set(obj, "__pydantic_fields_set__", set(fields))
-    _set(obj, "__pydantic_extra__", None)
-    _set(obj, "__pydantic_private__", None)
-    return obj
+    return instance(cls, values, set(fields))
 
 
 def _decision(**values: Any) -> RoutingDecision:
