@@ -46,7 +46,7 @@ def plan_batch(batch: list[Write]) -> list[tuple[str, list[tuple[Any, ...]]]]:
     gathered, in their order, and then split into runs. A statement on no single table (or an
     unknown shape) is a barrier: what came before it runs first, what came after, after."""
     out: list[tuple[str, list[tuple[Any, ...]]]] = []
-    groups: dict[str | None, list[tuple[str, list[tuple[Any, ...]]]]] = {}
+    groups: dict[str, list[tuple[str, list[tuple[Any, ...]]]]] = {}  # table -> its runs
     for sql, params in batch:
         table = _table(sql)
         if table is None:
