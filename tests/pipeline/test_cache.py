@@ -212,3 +212,18 @@ def test_a_table_too_large_for_the_filter_keeps_reading_sqlite(tmp_path, monkeyp
     second = tier0.ResponseCache(store, CacheSettings(), writer)
     assert second._filter is None and second.get("k2").text == "Wednesday."
     second.close()
+
+
+def test_key_filter_never_misses_a_stored_key_and_rarely_claims_one():
+    """The filter's contract: every added key is reported present (a false negative would hide a
+    cached answer); a key never added is reported present rarely (each such costs a SQLite read)."""
+    import hashlib
+
+    f = tier0.KeyFilter()
+    keys = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(200_000)]
+    for k in keys:
+        f.add(k)
+    assert all(k in f for k in keys)
+    others = [hashlib.sha256(f"other {i}".encode()).hexdigest() for i in range(200_000)]
+    false_positives = sum(k in f for k in others)
+    assert false_positives / len(others) < 1 / 2000  # 200k keys: measured under 1 in 100,000
