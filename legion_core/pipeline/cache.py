@@ -45,9 +45,11 @@ def _message_doc(m: Message) -> dict[str, Any]:
 def cache_key(request: ChatRequest) -> str:
     """sha256 of the request's answer-determining fields, canonically serialized."""
     doc: dict[str, Any] = {"messages": [_message_doc(m) for m in request.messages]}
+    fields = request.__dict__
     for f in _KEY_FIELDS:
-        v = getattr(request, f)
-        if v in (None, [], {}, False):
+        v = fields[f]
+        # unset: None, False or an empty list/dict (not `v in (None, [], {}, False)`: 0 == False)
+        if v is None or v is False or (not v and type(v) in (list, dict)):
             continue
         doc[f] = [t.model_dump(mode="json") for t in v] if f == "tools" else v
     if not is_auto_model(request.model):  # "route for me" in any spelling: one key

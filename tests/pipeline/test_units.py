@@ -151,6 +151,15 @@ def test_cache_key_is_stable_and_ignores_metadata():
     assert cache_key(a) != cache_key(text_request("q "))
 
 
+def test_cache_key_tells_a_zero_sampling_parameter_from_an_unset_one():
+    """temperature=0 (greedy) and no temperature (the provider's default, often 1) are different
+    requests; 0 == False made the key drop the zero as if it were unset."""
+    assert cache_key(text_request("q", temperature=0.0)) != cache_key(text_request("q"))
+    assert cache_key(text_request("q", top_p=0.0)) != cache_key(text_request("q"))
+    assert cache_key(text_request("q", temperature=0.0)) != cache_key(text_request("q", temperature=0.7))
+    assert cache_key(text_request("q", stop=[])) == cache_key(text_request("q"))  # empty is unset
+
+
 def test_cache_lru_bound(store):
     c = ResponseCache(store, CacheSettings(), lru_size=2)
     for i in range(3):
