@@ -81,17 +81,16 @@ def call_order(plugins: Any, hook_name: str) -> list[Any] | None:
     `firstresult` hooks its early stop. Calling plain implementations straight from this list
     (`call_plain`) is pluggy's `_multicall` without its per-call machinery, which the hooks
     consulted on every request (guards, request signals) paid each time."""
+    cached = getattr(plugins, "call_order", None)  # the kernel's PluginManager: one lookup
+    return cached(hook_name) if cached is not None else _plain_order(plugins, hook_name)
+
+
+def _plain_order(plugins: Any, hook_name: str) -> list[Any] | None:
     impls = hookimpls(plugins, hook_name)
-    cache: dict[str, tuple[list[Any], list[Any] | None]] | None = getattr(plugins, "call_orders", None)
-    hit = cache.get(hook_name) if cache is not None else None
-    if hit is None or hit[0] is not impls:
-        caller = getattr(plugins.hook, hook_name)
-        special = bool(caller.spec and caller.spec.opts.get("firstresult")) or any(
-            getattr(i, "wrapper", False) or getattr(i, "hookwrapper", False) for i in impls)
-        hit = (impls, None if special else list(reversed(impls)))
-        if cache is not None:
-            cache[hook_name] = hit
-    return hit[1]
+    caller = getattr(plugins.hook, hook_name)
+    special = bool(caller.spec and caller.spec.opts.get("firstresult")) or any(
+        getattr(i, "wrapper", False) or getattr(i, "hookwrapper", False) for i in impls)
+    return None if special else list(reversed(impls))
 
 
 def call_plain(plugins: Any, hook_name: str, **kwargs: Any) -> list[Any]:
@@ -117,8 +116,8 @@ class PluginManager:
         #: Bumped on every (un)registration; `hookimpls()` caches on it.
         self.generation = 0
         self._impls: dict[str, tuple[int, list[Any]]] = {}
-        #: hook -> (the implementation list, its plain call order): see `call_order`.
-        self.call_orders: dict[str, tuple[list[Any], list[Any] | None]] = {}
+        #: hook -> (generation, its plain call order): see `call_order`.
+        self._orders: dict[str, tuple[int, list[Any] | None]] = {}
         self.records: dict[str, PluginRecord] = {}
         self._trace_undo: Any = None
         if _truthy("LEGION_TRACE_PLUGINS"):
@@ -209,6 +208,14 @@ class PluginManager:
         self.pm.unregister(name=name)
         self.generation += 1
         self.records.pop(name, None)
+
+    def call_order(self, hook_name: str) -> list[Any] | None:
+        """The module's `call_order`, cached until the next (un)registration: the router and the
+        guards ask on every request."""
+        hit = self._orders.get(hook_name)
+        if hit is None or hit[0] != self.generation:
+            hit = self._orders[hook_name] = (self.generation, _plain_order(self, hook_name))
+        return hit[1]
 
     def hookimpls(self, hook_name: str) -> list[Any]:
         """`hook.<name>.get_hookimpls()`, cached until the next (un)registration: the pipeline and

@@ -25,6 +25,7 @@ See docs/routing.md for the behaviour in prose.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import operator
 import time
@@ -215,6 +216,14 @@ class Router:
         # Tiers by ascending threshold; the preferred tier is the last one the complexity reaches.
         self._thresholds = sorted((float(v), tier_index(t), t) for t, v in thresholds.items())
         self._rank_maps = {t: _rank_map(t) for t in TIERS}
+        # `_preferred_tier` as a step function: from each distinct threshold on, its tier (the
+        # lowest tier on ties), so a decision bisects instead of walking every threshold
+        steps: list[tuple[float, str]] = []
+        for thr, _idx, t in self._thresholds:
+            if t in self._rank_maps and (not steps or thr > steps[-1][0]):
+                steps.append((thr, t))
+        self._pref_from = [thr for thr, _ in steps]
+        self._pref_tiers = [t for _, t in steps]
         #: Per preferred tier, the rank of each tier by its index in TIERS (unknown tiers rank as cloud).
         self._ranks_by_idx = {t: tuple(m[x] for x in TIERS) for t, m in self._rank_maps.items()}
         self._rr: dict[tuple[str, ...], int] = {}
@@ -542,12 +551,8 @@ class Router:
 
     def _preferred_tier(self, complexity: float) -> str:
         """The tier with the highest threshold the complexity reaches (the lowest such tier on ties)."""
-        best: tuple[float, int] | None = None
-        pref = "local"
-        for thr, idx, t in self._thresholds:
-            if complexity >= thr and t in self._rank_maps and (best is None or thr > best[0]):
-                best, pref = (thr, idx), t
-        return pref
+        i = bisect.bisect_right(self._pref_from, complexity) if complexity == complexity else 0  # NaN: none
+        return self._pref_tiers[i - 1] if i else "local"
 
     def _provider_drop(self, pname: str, exclude: frozenset[str], unhealthy: dict[str, str],
                        allow: Any = None) -> str | None:

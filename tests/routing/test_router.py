@@ -10,6 +10,7 @@ from legion_core.hookspecs import hookimpl
 from legion_core.hooktypes import ProviderSignal
 from legion_core.types import (
     AUTO_MODELS,
+    TIERS,
     EmbedRequest,
     ImageBlock,
     Intent,
@@ -67,6 +68,21 @@ def test_complexity_thresholds_are_settings(make_router):
     r = make_router(ALL_TIERS, routing={"complexity_thresholds": {
         "local": 0.0, "fleet": 0.001, "cloud": 0.9, "frontier": 0.95}}).router
     assert r.decide(text_request(SIMPLE)).tier == "fleet"
+
+
+@pytest.mark.parametrize("thresholds", [
+    {"local": 0.0, "fleet": 0.35, "cloud": 0.55, "frontier": 0.85},
+    {"local": 0.0, "fleet": 0.5, "cloud": 0.5, "frontier": 0.9},   # a tie: the lower tier
+    {"fleet": 0.2, "cloud": 0.6},                                   # nothing below 0.2: local
+    {"local": 0.3, "frontier": 0.3, "openai_compat": 0.1},
+])
+def test_the_preferred_tier_is_the_highest_threshold_reached(make_router, thresholds):
+    r = make_router(ALL_TIERS, routing={"complexity_thresholds": thresholds}).router
+    for c in (0.0, 0.05, 0.1, 0.2, 0.29, 0.3, 0.35, 0.5, 0.55, 0.6, 0.85, 0.9, 1.0):
+        reached = [(thr, TIERS.index(t), t) for t, thr in thresholds.items() if c >= thr]
+        expected = min(reached, key=lambda x: (-x[0], x[1]))[2] if reached else "local"
+        assert r._preferred_tier(c) == expected, (c, thresholds)
+    assert r._preferred_tier(float("nan")) == "local"
 
 
 def test_intent_capability_sets_the_starting_tier(make_router):
