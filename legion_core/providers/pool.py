@@ -1,18 +1,24 @@
 """A provider connection pool, one per provider instance and event loop.
 
-Two faces over one purpose:
+Three faces over one purpose:
 
-- `post()`, the request hot path: aiohttp's client directly. httpx on top of aiohttp cost
-  about as much CPU again as the aiohttp exchange itself (request and response objects built
-  twice, header and URL normalisation, the decoder chain; bench/provider_overhead.py), and
-  a routed gateway request spends a quarter of its CPU there.
+- `read()`, a whole answer (every non-streamed chat call): `providers.http1`, a lean
+  keep-alive HTTP/1.1 client on httptools, when httptools is installed (`legion-core[fast]`);
+  else aiohttp. The exchange cost aiohttp about 50 µs of CPU and http1 15 µs
+  (`bench/provider_overhead.py --client`), on every routed request.
+- `post()`, streams: aiohttp's client directly. httpx on top of aiohttp cost about as much CPU
+  again as the aiohttp exchange itself (request and response objects built twice, header and
+  URL normalisation, the decoder chain; bench/provider_overhead.py).
 - `client()`: an `httpx.AsyncClient` (over the aiohttp transport) for everything off the hot
   path (health checks, catalogs, token counting), where httpx's conveniences are worth it.
+
+`max_connections` bounds each of the three connection sets on its own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 from typing import Any
 
 import aiohttp
@@ -20,6 +26,7 @@ import httpx
 from httpx_aiohttp import AiohttpTransport
 from yarl import URL
 
+from legion_core import __version__
 from legion_core.errors import ProviderTimeout
 from legion_core.providers.base import Provider
 from legion_core.providers.http import timeouts_for
@@ -33,6 +40,9 @@ DRAIN_WAIT = 0.05
 DRAIN_SECONDS = 5.0
 DRAIN_BYTES = 64 * 1024
 _draining: set[asyncio.Task[None]] = set()  # referenced until done (the loop keeps weak ones)
+#: Whole answers go through `providers.http1` (it parses with httptools) when this is true.
+LEAN_CLIENT = importlib.util.find_spec("httptools") is not None
+USER_AGENT = f"legion/{__version__}"
 
 
 async def release_stream(resp: aiohttp.ClientResponse, *, complete: bool) -> None:
@@ -82,6 +92,8 @@ class Pool:
         self._header_dict = dict(headers)
         self._client: httpx.AsyncClient | None = None
         self._session: aiohttp.ClientSession | None = None
+        self._lean: Any = None  # providers.http1.Http1Pool, made on first use
+        self._lean_ok = LEAN_CLIENT and self._base.startswith(("http://", "https://"))
         self._aio_timeout = aiohttp.ClientTimeout(total=None, connect=self.timeout.connect,
                                                   sock_connect=self.timeout.connect,
                                                   sock_read=self.timeout.read)
@@ -115,14 +127,27 @@ class Pool:
 
     async def read(self, path: str, body: bytes, headers: dict[str, str] | None = None,
                    ) -> tuple[int, Any, bytes]:
-        """`post`, then the whole answer: (status, headers, raw body); the connection goes back
+        """POST, then the whole answer: (status, headers, raw body); the connection goes back
         to the pool. Raises `TRANSPORT_ERRORS` as `post` does."""
+        if self._lean_ok:
+            lean = self._lean
+            if lean is None:
+                lean = self._lean = self._make_lean()
+            return await lean.post(path, body, headers)
         resp = await self.post(path, body, headers)
         try:
             raw = await resp.read()
         finally:
             resp.release()
         return resp.status, resp.headers, raw
+
+    def _make_lean(self) -> Any:
+        from legion_core.providers.http1 import Http1Pool
+
+        n = self.settings.max_connections
+        return Http1Pool(self._base, {"User-Agent": USER_AGENT, **self._header_dict}, limit=n,
+                         connect_timeout=self.timeout.connect, read_timeout=self.timeout.read,
+                         keepalive=30.0)
 
     # ------------------------------------------------------------ off the hot path (httpx)
     @property
@@ -150,6 +175,9 @@ class Pool:
         self._closed = True
         client, self._client = self._client, None
         session, self._session = self._session, None
+        lean, self._lean = self._lean, None
+        if lean is not None:
+            await lean.aclose()
         try:
             if client is not None:
                 await client.aclose()

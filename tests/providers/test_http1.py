@@ -1,0 +1,221 @@
+"""The lean HTTP/1.1 client (`providers.http1`) against a real loopback server that writes
+exact bytes (`testing.fakes.raw`): body framings, keep-alive, limits, failures, cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import zlib
+
+import pytest
+
+from legion_core.errors import ProviderTimeout, ProviderUnavailable
+from legion_core.providers.http import TRANSPORT_ERRORS, transport_error
+from legion_core.providers.http1 import Http1Pool, MalformedResponse, ReadTimeout, UpstreamClosed
+from legion_core.testing.fakes.raw import RawHTTPServer, Reply, answer
+
+BODY = b'{"model": "m", "messages": []}'
+
+
+@pytest.fixture
+def server():
+    with RawHTTPServer() as s:
+        yield s
+
+
+async def test_post_sends_the_request_and_reads_a_content_length_answer(server):
+    pool = Http1Pool(server.url + "/v1/", {"Authorization": "Bearer k"})
+    status, headers, raw = await pool.post("/chat/completions", BODY)
+    assert (status, raw) == (200, b'{"ok": true}')
+    assert headers["content-type"] == "application/json"  # case-insensitive
+    seen = server.requests[0]
+    assert seen.request_line == "POST /v1/chat/completions HTTP/1.1"
+    assert seen.body == BODY
+    assert seen.header("host") == [f"127.0.0.1:{server.port}"]
+    assert seen.header("authorization") == ["Bearer k"]
+    assert seen.header("content-length") == [str(len(BODY))]
+    assert seen.header("content-type") == ["application/json"]
+    await pool.aclose()
+
+
+@pytest.mark.parametrize("framing", ["chunked", "close-delimited"])
+async def test_other_body_framings(server, framing):
+    big = b'{"text": "' + b"x" * 70_000 + b'"}'
+    if framing == "chunked":
+        server.queue(Reply(answer(big, chunked=True)))
+    else:
+        server.queue(Reply(answer(big, length=False), close=True))
+    pool = Http1Pool(server.url)
+    status, _, raw = await pool.post("/p", BODY)
+    assert (status, raw) == (200, big)
+    status, _, raw = await pool.post("/p", BODY)  # and the pool goes on (reused or reconnected)
+    assert status == 200
+    assert server.accepted == (1 if framing == "chunked" else 2)
+    await pool.aclose()
+
+
+async def test_sequential_calls_reuse_one_connection_and_concurrent_ones_respect_the_limit(server):
+    server.queue(*[Reply(answer(), delay=0.05) for _ in range(6)])
+    pool = Http1Pool(server.url, limit=2)
+    for _ in range(3):
+        await pool.post("/p", BODY)
+    assert server.accepted == 1
+    results = await asyncio.gather(*[pool.post("/p", BODY) for _ in range(6)])
+    assert [r[0] for r in results] == [200] * 6
+    assert server.accepted <= 2 and pool.open_connections <= 2
+    await pool.aclose()
+
+
+async def test_per_call_headers_replace_the_pools_own(server):
+    pool = Http1Pool(server.url, {"Authorization": "Bearer configured", "X-A": "1"})
+    await pool.post("/p", BODY, {"authorization": "Bearer passed-through", "X-B": "2"})
+    seen = server.requests[0]
+    assert seen.header("authorization") == ["Bearer passed-through"]
+    assert seen.header("x-a") == ["1"] and seen.header("x-b") == ["2"]
+    with pytest.raises(ValueError, match="not allow"):
+        await pool.post("/p", BODY, {"X-Evil": "a\r\nInjected: yes"})
+    assert len(server.requests) == 1
+    await pool.aclose()
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+async def test_compressed_answers_are_decoded(server, encoding):
+    plain = b'{"text": "Wednesday"}'
+    packed = gzip.compress(plain) if encoding == "gzip" else zlib.compress(plain)
+    server.queue(Reply(answer(packed, headers={"Content-Encoding": encoding})))
+    pool = Http1Pool(server.url)
+    assert (await pool.post("/p", BODY))[2] == plain
+    assert server.requests[0].header("accept-encoding") == ["identity"]
+    await pool.aclose()
+
+
+async def test_an_interim_100_answer_is_skipped(server):
+    server.queue(Reply(b"HTTP/1.1 100 Continue\r\n\r\n" + answer(b'{"n": 1}')))
+    pool = Http1Pool(server.url)
+    assert (await pool.post("/p", BODY))[:3:2] == (200, b'{"n": 1}')
+    await pool.aclose()
+
+
+async def test_error_statuses_come_back_with_their_headers(server):
+    server.queue(Reply(answer(b'{"error": {"message": "slow down"}}', 429, {"Retry-After": "7"})))
+    pool = Http1Pool(server.url)
+    status, headers, raw = await pool.post("/p", BODY)
+    assert status == 429 and headers.get("retry-after") == "7" and b"slow down" in raw
+    await pool.aclose()
+
+
+async def test_connection_close_is_honoured(server):
+    server.queue(Reply(answer(headers={"Connection": "close"})))
+    pool = Http1Pool(server.url)
+    await pool.post("/p", BODY)
+    await pool.post("/p", BODY)
+    assert server.accepted == 2
+    await pool.aclose()
+
+
+async def test_an_idle_connection_the_server_closed_is_replaced_without_an_error(server):
+    pool = Http1Pool(server.url)
+    await pool.post("/p", BODY)
+    server.close_idle()
+    await asyncio.sleep(0.05)
+    status, _, _ = await pool.post("/p", BODY)
+    assert status == 200 and server.accepted == 2
+    await pool.aclose()
+
+
+async def test_a_body_cut_short_is_a_broken_connection(server):
+    server.queue(Reply(b'HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\n{"text": "Wednes', close=True))
+    pool = Http1Pool(server.url)
+    with pytest.raises(UpstreamClosed) as e:
+        await pool.post("/p", BODY)
+    assert isinstance(transport_error(e.value, "up"), ProviderUnavailable)
+    assert (await pool.post("/p", BODY))[0] == 200  # the pool recovers
+    await pool.aclose()
+
+
+async def test_garbage_is_a_malformed_response(server):
+    server.queue(Reply(b"SPDY/9 what\r\n\r\n", close=True))
+    pool = Http1Pool(server.url)
+    with pytest.raises(MalformedResponse):
+        await pool.post("/p", BODY)
+    await pool.aclose()
+
+
+async def test_a_stalled_upstream_hits_the_read_timeout_and_the_connection_is_closed(server):
+    server.queue(Reply(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{", stall=True))
+    pool = Http1Pool(server.url, read_timeout=0.2)
+    with pytest.raises(ReadTimeout) as e:
+        await pool.post("/p", BODY)
+    assert isinstance(e.value, TRANSPORT_ERRORS)
+    assert isinstance(transport_error(e.value, "up"), ProviderTimeout)
+    for _ in range(50):
+        if server.client_closed:
+            break
+        await asyncio.sleep(0.02)
+    assert server.client_closed == 1
+    await pool.aclose()
+
+
+async def test_a_slow_but_steady_answer_is_not_a_read_timeout(server):
+    server.queue(Reply(answer(), delay=0.15))
+    pool = Http1Pool(server.url, read_timeout=0.1)
+    with pytest.raises(ReadTimeout):  # nothing at all for longer than the read timeout
+        await pool.post("/p", BODY)
+    pool2 = Http1Pool(server.url, read_timeout=0.5)
+    server.queue(Reply(answer(), delay=0.15))
+    assert (await pool2.post("/p", BODY))[0] == 200
+    await pool.aclose()
+    await pool2.aclose()
+
+
+async def test_cancelling_a_call_closes_its_connection(server):
+    """How an upstream generation is cancelled: the upstream sees its client go."""
+    server.queue(Reply(b"", stall=True))
+    pool = Http1Pool(server.url)
+    task = asyncio.ensure_future(pool.post("/p", BODY))
+    await asyncio.sleep(0.1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    for _ in range(50):
+        if server.client_closed:
+            break
+        await asyncio.sleep(0.02)
+    assert server.client_closed == 1 and pool.open_connections == 0
+    assert (await pool.post("/p", BODY))[0] == 200
+    await pool.aclose()
+
+
+async def test_a_refused_connection_is_a_transport_error():
+    from legion_core.testing.fakes.base import _free_port
+
+    pool = Http1Pool(f"http://127.0.0.1:{_free_port('127.0.0.1')}")
+    with pytest.raises(TRANSPORT_ERRORS) as e:
+        await pool.post("/p", BODY)
+    assert isinstance(transport_error(e.value, "up"), ProviderUnavailable)
+    assert pool.open_connections == 0
+
+
+def test_only_http_urls():
+    async def make() -> None:
+        Http1Pool("ftp://example.com")
+
+    with pytest.raises(ValueError, match="http"):
+        asyncio.run(make())
+
+
+async def test_a_reused_connection_dropped_before_any_answer_is_retried_once_on_a_new_one(server):
+    """The race keep-alive clients know: the server closed an idle connection just as the
+    request went out. Nothing came back, so the request is sent again, once, on a new one."""
+    pool = Http1Pool(server.url)
+    await pool.post("/p", BODY)
+    server.queue(Reply(b"", close=True))
+    status, _, _ = await pool.post("/p", BODY)
+    assert status == 200 and server.accepted == 2 and len(server.requests) == 3
+    # on a fresh connection the same silence is the upstream's failure, not a stale connection
+    server.queue(Reply(b"", close=True), Reply(b"", close=True))
+    await pool.aclose()
+    pool = Http1Pool(server.url)
+    with pytest.raises(UpstreamClosed):
+        await pool.post("/p", BODY)
+    await pool.aclose()
