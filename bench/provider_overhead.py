@@ -1,6 +1,7 @@
 """Each provider's client-side cost per request, beside a raw aiohttp client doing the same call.
 
     .venv/bin/python bench/provider_overhead.py [--requests N] [--only openai,vllm] [--stream]
+    .venv/bin/python bench/provider_overhead.py --client   # the HTTP clients alone: aiohttp vs http1
 
 The upstreams are the protocol fakes (`legion_core.testing.fakes`), the OpenAI one in its
 fixed-reply mode, running in a child process pinned to another core (`os.sched_setaffinity`)
@@ -210,6 +211,47 @@ async def bench_target(t: Target, url: str, n: int, stream: bool = False) -> dic
     return out
 
 
+async def bench_clients(url: str, n: int) -> dict[str, tuple[Figures, Figures]]:
+    """One whole-answer POST, as `Pool.read` makes it: `providers.http1` against aiohttp's client
+    configured as `Pool` configured it before http1 (the reference)."""
+    import aiohttp
+    import orjson
+
+    from legion_core.providers.http1 import Http1Pool
+
+    body = orjson.dumps({"model": "gpt-4o-mini", "max_tokens": MAX_TOKENS,
+                         "messages": [{"role": "user", "content": PROMPT}]})
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    lean = Http1Pool(url + "/v1", headers, limit=100, connect_timeout=10, read_timeout=60)
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=100, limit_per_host=100, keepalive_timeout=30),
+        timeout=aiohttp.ClientTimeout(total=None, connect=10, sock_connect=10, sock_read=60),
+        cookie_jar=aiohttp.DummyCookieJar(), trust_env=False)
+    target = url + "/v1/chat/completions"
+
+    async def via_http1() -> Any:
+        status, _, raw = await lean.post("/chat/completions", body)
+        assert status == 200, raw[:200]
+
+    async def via_aiohttp() -> Any:
+        r = await session.post(target, data=body, headers=headers)
+        try:
+            raw = await r.read()
+        finally:
+            r.release()
+        assert r.status == 200, raw[:200]
+
+    out: dict[str, tuple[Figures, Figures]] = {}
+    try:
+        for c in (1, 32):
+            count = n if c == 1 else n * 4
+            out[f"c{c}"] = (await measure(via_http1, count, c), await measure(via_aiohttp, count, c))
+    finally:
+        await lean.aclose()
+        await session.close()
+    return out
+
+
 def pin(cpu: int) -> None:
     try:
         os.sched_setaffinity(0, {cpu})
@@ -223,6 +265,8 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=400, help="requests per run at concurrency 1 (x2 at 32)")
     ap.add_argument("--only", default="", help="comma-separated provider names")
     ap.add_argument("--stream", action="store_true", help="measure streamed chat (typed chunks) instead")
+    ap.add_argument("--client", action="store_true",
+                    help="measure the HTTP clients alone: providers.http1 against aiohttp (whole answers)")
     args = ap.parse_args()
     if args.serve:
         serve()
@@ -237,6 +281,15 @@ def main() -> None:
         urls = json.loads(child.stdout.readline())
         urls["vllm"] = urls["openai"]  # the same OpenAI-compatible fake serves both
         pin(client_cpu)
+        if args.client:
+            _try_uvloop()
+            print(f"# whole-answer POSTs to the OpenAI fake; client on CPU {client_cpu}, fake on CPU {server_cpu}")
+            print(f"{'conc':>4} | {'http1 p50':>9} {'req/s':>7} {'cpu µs':>7} | "
+                  f"{'aiohttp p50':>11} {'req/s':>7} {'cpu µs':>7} | {'cpu ratio':>9}")
+            for key, (mine, ref) in asyncio.run(bench_clients(urls["openai"], args.requests)).items():
+                print(f"{key[1:]:>4} | {mine.p50_ms:9.3f} {mine.rps:7.0f} {mine.cpu_us:7.1f} | "
+                      f"{ref.p50_ms:11.3f} {ref.rps:7.0f} {ref.cpu_us:7.1f} | {mine.cpu_us / ref.cpu_us:8.2f}x")
+            return
         found, notes = targets()
         if args.only:
             keep = set(args.only.split(","))
@@ -265,6 +318,15 @@ def main() -> None:
             child.wait(10)
         except subprocess.TimeoutExpired:
             child.kill()
+
+
+def _try_uvloop() -> None:
+    """The gateway's event loop, when installed (`legion-core[fast]`)."""
+    try:
+        import uvloop
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
 if __name__ == "__main__":

@@ -3,9 +3,8 @@
 Three faces over one purpose:
 
 - `read()`, a whole answer (every non-streamed chat call): `providers.http1`, a lean
-  keep-alive HTTP/1.1 client on httptools, when httptools is installed (`legion-core[fast]`);
-  else aiohttp. The exchange cost aiohttp about 50 µs of CPU and http1 15 µs
-  (`bench/provider_overhead.py --client`), on every routed request.
+  keep-alive HTTP/1.1 client on httptools. The exchange cost aiohttp about 50 µs of CPU and
+  http1 15 µs (`bench/provider_overhead.py --client`), on every routed request.
 - `post()`, streams: aiohttp's client directly. httpx on top of aiohttp cost about as much CPU
   again as the aiohttp exchange itself (request and response objects built twice, header and
   URL normalisation, the decoder chain; bench/provider_overhead.py).
@@ -18,7 +17,6 @@ Three faces over one purpose:
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 from typing import Any
 
 import aiohttp
@@ -40,8 +38,6 @@ DRAIN_WAIT = 0.05
 DRAIN_SECONDS = 5.0
 DRAIN_BYTES = 64 * 1024
 _draining: set[asyncio.Task[None]] = set()  # referenced until done (the loop keeps weak ones)
-#: Whole answers go through `providers.http1` (it parses with httptools) when this is true.
-LEAN_CLIENT = importlib.util.find_spec("httptools") is not None
 USER_AGENT = f"legion/{__version__}"
 
 
@@ -93,7 +89,7 @@ class Pool:
         self._client: httpx.AsyncClient | None = None
         self._session: aiohttp.ClientSession | None = None
         self._lean: Any = None  # providers.http1.Http1Pool, made on first use
-        self._lean_ok = LEAN_CLIENT and self._base.startswith(("http://", "https://"))
+        self._lean_ok = self._base.startswith(("http://", "https://"))  # else aiohttp says why not
         self._aio_timeout = aiohttp.ClientTimeout(total=None, connect=self.timeout.connect,
                                                   sock_connect=self.timeout.connect,
                                                   sock_read=self.timeout.read)
