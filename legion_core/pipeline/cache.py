@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from legion_core.settings.models import CacheSettings
-from legion_core.store.db import Store
+from legion_core.store.db import Store, cache_k64
 from legion_core.types import ChatRequest, ChatResponse, Message, is_auto_model
 
 _KEY_FIELDS = ("system", "tools", "tool_choice", "temperature", "top_p", "max_tokens", "stop",
@@ -171,12 +171,13 @@ class ResponseCache:
         return key in f
 
     def _fetch(self, key: str) -> tuple[Any, ...] | None:
-        sql = "SELECT response, expires FROM cache WHERE key = ?"
+        sql = "SELECT response, expires FROM cache WHERE k64 = ? AND key = ?"
+        args = (cache_k64(key), key)
         if self._reader is not None:
             with self._read_lock:
-                return self._reader.execute(sql, (key,)).fetchone()
+                return self._reader.execute(sql, args).fetchone()
         with self.store.lock:
-            return self.store.conn.execute(sql, (key,)).fetchone()
+            return self.store.conn.execute(sql, args).fetchone()
 
     def close(self) -> None:
         if self._reader is not None:
@@ -201,7 +202,7 @@ class ResponseCache:
             return None
         self.hits += 1
         if self.writer is not None:
-            self.writer.put("UPDATE cache SET hits = hits + 1 WHERE key = ?", (key,))
+            self.writer.put("UPDATE cache SET hits = hits + 1 WHERE k64 = ? AND key = ?", (cache_k64(key), key))
         return ChatResponse.model_validate_json(hit[1])
 
     def put(self, key: str, response: ChatResponse, ttl: float | None = None) -> None:
@@ -213,12 +214,14 @@ class ResponseCache:
         self._remember(key, (expires, raw))
         if self._filter is not None:
             self._filter.add(key)
-        sql = "INSERT OR REPLACE INTO cache (key, response, created, expires, hits) VALUES (?, ?, ?, ?, 0)"
+        sql = ("INSERT OR REPLACE INTO cache (k64, key, response, created, expires, hits) "
+               "VALUES (?, ?, ?, ?, ?, 0)")
+        row = (cache_k64(key), key, raw, now, expires)
         if self.writer is not None:
-            self.writer.put(sql, (key, raw, now, expires))
+            self.writer.put(sql, row)
         else:
             with self.store.lock:
-                self.store.conn.execute(sql, (key, raw, now, expires))
+                self.store.conn.execute(sql, row)
 
     def clear(self) -> int:
         self._lru.clear()  # the key filter keeps its bits: a cleared key is only a false positive

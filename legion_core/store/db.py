@@ -5,6 +5,7 @@ recorded in `_migrations` (the way simonw/llm does it). Append; never edit a shi
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -65,6 +66,38 @@ def m005_audit_candidates(db: sqlite_utils.Database) -> None:
     # the list is most of a row: ~100 bytes per catalog model); audit rows point at it by id.
     db.table("audit_candidates").create({"id": str, "candidates": str}, pk="id")
     db.table("audit").add_column("candidates_id", str)
+
+
+def cache_k64(key: str) -> int:
+    """The cache table's index key: the first 60 bits of the entry's sha256 key (hex).
+
+    An index of 64-character text keys put each new entry on a random page of a large index,
+    and the SQLite writer's CPU followed the pages it dirtied: an integer index is a fifth of
+    the size (14 → 10 µs per request written, batches of 200; 13 → 9 at 1000). Two keys that
+    share the 60 bits (about 1 in 600,000 at two million entries) keep only the newer entry,
+    and a lookup compares the whole key, so a collision evicts but never answers wrongly.
+    A key that is not hex (callers of `ResponseCache` may choose their own) is hashed first."""
+    try:
+        if len(key) >= 15:
+            return int(key[:15], 16)
+    except ValueError:
+        pass
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big") >> 4
+
+
+@migration
+def m006_cache_integer_index(db: sqlite_utils.Database) -> None:
+    # rows are appended in rowid order; only the small integer index takes random inserts
+    db.conn.create_function("legion_cache_k64", 1, cache_k64, deterministic=True)
+    db.execute("CREATE TABLE cache_new (k64 INTEGER, key TEXT, response TEXT, created FLOAT, "
+               "expires FLOAT, hits INTEGER)")
+    db.execute("INSERT INTO cache_new (k64, key, response, created, expires, hits) "
+               "SELECT legion_cache_k64(key), key, response, created, expires, hits FROM cache "
+               "ORDER BY created")
+    db.execute("DROP TABLE cache")
+    db.execute("ALTER TABLE cache_new RENAME TO cache")
+    db.execute("DELETE FROM cache WHERE rowid NOT IN (SELECT max(rowid) FROM cache GROUP BY k64)")
+    db.execute("CREATE UNIQUE INDEX cache_k64 ON cache (k64)")
 
 
 class Store:

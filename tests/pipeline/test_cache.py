@@ -177,6 +177,8 @@ async def test_another_process_writing_turns_the_filter_off(make_legion, script,
     import sqlite3
     import time
 
+    from legion_core.store.db import cache_k64
+
     lg = await make_legion()
     donor = await make_legion(home=tmp_path / "donor")  # produces a real cache row for Q
     await donor.pipeline.chat(text_request(Q))
@@ -184,8 +186,8 @@ async def test_another_process_writing_turns_the_filter_off(make_legion, script,
     row = donor.store.conn.execute("SELECT key, response, created, expires, hits FROM cache").fetchone()
     await donor.shutdown()
     other = sqlite3.connect(str(lg.store.path), isolation_level=None)
-    other.execute("INSERT INTO cache (key, response, created, expires, hits) VALUES (?, ?, ?, ?, ?)",
-                  (row[0], row[1], time.time(), time.time() + 3600, 0))
+    other.execute("INSERT INTO cache (k64, key, response, created, expires, hits) VALUES (?, ?, ?, ?, ?, ?)",
+                  (cache_k64(row[0]), row[0], row[1], time.time(), time.time() + 3600, 0))
     other.close()
     lg.pipeline.writer.flush()  # a pass of the writer thread notices the foreign commit
     assert lg.pipeline.writer.foreign_writes
