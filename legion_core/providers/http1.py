@@ -24,6 +24,8 @@ import ssl
 import time
 import zlib
 from collections import deque
+from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import httptools
@@ -38,6 +40,10 @@ class MalformedResponse(ConnectionError):
     """The upstream's answer is not HTTP/1.1 this client can read."""
 
 
+class InvalidURL(ConnectionError):
+    """The base URL is not an http:// or https:// URL with a host."""
+
+
 class ReadTimeout(TimeoutError):
     """No byte arrived from the upstream for the read timeout."""
 
@@ -48,25 +54,44 @@ class ConnectTimeout(TimeoutError):
 
 Answer = tuple[int, CIMultiDict[str], bytes]
 
+#: A stream's unread bytes past which the connection stops reading (the upstream then waits),
+#: and below which it reads again.
+HIGH_WATER = 256 * 1024
+LOW_WATER = 64 * 1024
+
 
 class _Connection(asyncio.Protocol):
-    """One keep-alive connection; at most one exchange at a time (no pipelining)."""
+    """One keep-alive connection; at most one exchange at a time (no pipelining).
+
+    An exchange is whole (`waiter` resolves with the `Answer` when the body is complete) or
+    streamed (`waiter` resolves when the headers are in; the body is then pulled chunk by chunk
+    through a `StreamResponse`)."""
 
     def __init__(self, pool: Http1Pool) -> None:
         self.pool = pool
         self.parser = httptools.HttpResponseParser(self)
         self.transport: asyncio.Transport | None = None
-        self.waiter: asyncio.Future[Answer] | None = None
         self.closed = False
         self.counted = True  # in the pool's count of open connections
         self.idle_since = 0.0
+        # ---- the exchange under way
+        self.busy = False
+        self.streaming = False
+        self.waiter: asyncio.Future[Answer | None] | None = None
         self.got_data = False
-        self.timer: asyncio.TimerHandle | None = None  # the read timeout of the exchange under way
+        self.timer: asyncio.TimerHandle | None = None  # the read timeout
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
         self.body: list[bytes] = []
         self.headers_done = False
         self.length_known = False  # Content-Length or chunked: the end is not the connection's
+        self.eof = False  # the answer's body is complete
+        self.error: BaseException | None = None
+        # ---- streamed bodies
+        self.chunks: deque[bytes] = deque()
+        self.buffered = 0
+        self.paused = False
+        self.reader: asyncio.Future[None] | None = None  # a StreamResponse waiting for bytes
 
     # ------------------------------------------------------------ transport events
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -74,7 +99,7 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.got_data = True
-        if self.waiter is None:  # bytes nobody asked for: the connection cannot be trusted
+        if not self.busy or self.eof:  # bytes nobody asked for: the connection cannot be trusted
             self.abort()
             return
         try:
@@ -89,15 +114,20 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.pool._forget(self)
-        w = self.waiter
-        if w is None or w.done():
+        if not self.busy or self.eof or self.error is not None:
             return
         if self.headers_done and not self.length_known:  # a body delimited by the close
-            self._complete(keep_alive=False)
+            self._message_done(keep_alive=False)
             return
         detail = f": {exc}" if exc else ""
         self._fail(UpstreamClosed("the upstream closed the connection before its answer was complete"
                                   + detail))
+
+    def pause_writing(self) -> None:  # a large request body: asyncio buffers it for us
+        pass
+
+    def resume_writing(self) -> None:
+        pass
 
     # ------------------------------------------------------------ parser callbacks (httptools)
     def on_message_begin(self) -> None:
@@ -117,71 +147,204 @@ class _Connection(asyncio.Protocol):
             if n == b"content-length" or (n == b"transfer-encoding" and b"chunked" in value.lower()):
                 self.length_known = True
                 break
+        if self.streaming and self.status >= 200:
+            w = self.waiter
+            if w is not None and not w.done():
+                w.set_result(None)
 
     def on_body(self, body: bytes) -> None:
-        self.body.append(body)
+        if not self.streaming:
+            self.body.append(body)
+            return
+        self.chunks.append(body)
+        self.buffered += len(body)
+        if self.buffered > HIGH_WATER and not self.paused and self.transport is not None:
+            self.paused = True
+            self.transport.pause_reading()
+        self._wake_reader()
 
     def on_message_complete(self) -> None:
         if 100 <= self.status < 200:  # an interim answer (100 Continue): the real one follows
             return
-        self._complete(keep_alive=self.parser.should_keep_alive())
+        self._message_done(keep_alive=self.parser.should_keep_alive())
 
     # ------------------------------------------------------------ the exchange
-    def _complete(self, keep_alive: bool) -> None:
+    def _message_done(self, keep_alive: bool) -> None:
+        self.eof = True
+        if not keep_alive:
+            self.closed = True
+        self._stop_timer()
+        if self.streaming:
+            self._wake_reader()
+            return
         w = self.waiter
         if w is None or w.done():
             return
-        if not keep_alive:
-            self.closed = True
         try:
             answer = (self.status, _header_map(self.headers), _decode(self.headers, self.body))
         except (zlib.error, ValueError) as e:
-            self._fail(MalformedResponse(f"the upstream's answer could not be decoded: {e}"))
             self.closed = True
+            self._fail(MalformedResponse(f"the upstream's answer could not be decoded: {e}"))
             return
         w.set_result(answer)
 
     def _fail(self, exc: BaseException) -> None:
+        if self.error is None:
+            self.error = exc
+        self._stop_timer()
         w = self.waiter
         if w is not None and not w.done():
             w.set_exception(exc)
+        self._wake_reader()
+
+    def _wake_reader(self) -> None:
+        r = self.reader
+        if r is not None and not r.done():
+            r.set_result(None)
 
     def abort(self) -> None:
         self.closed = True
         if self.transport is not None:
             self.transport.abort()
 
-    async def exchange(self, head: bytes, body: bytes, read_timeout: float | None) -> Answer:
+    async def exchange(self, head: bytes, body: bytes, read_timeout: float | None,
+                       streaming: bool = False) -> Answer | None:
+        """Send the request; wait for the whole answer, or (`streaming`) for its headers."""
         loop = self.pool.loop
+        self.busy = True
+        self.streaming = streaming
+        self.eof = False
+        self.error = None
         self.waiter = w = loop.create_future()
         self.got_data = False
         assert self.transport is not None
-        self.transport.write(head + body if len(body) < 16384 else head)
-        if len(body) >= 16384:
+        if len(body) < 16384:
+            self.transport.write(head + body)
+        else:
+            self.transport.write(head)
             self.transport.write(body)
         if read_timeout is not None:
             self.timer = loop.call_later(read_timeout, self._read_timer, read_timeout)
         try:
             return await w
+        except BaseException:
+            self._stop_timer()
+            raise
         finally:
             self.waiter = None
-            if self.timer is not None:
-                self.timer.cancel()
-                self.timer = None
+            if not streaming:
+                self._stop_timer()
+
+    def end_exchange(self) -> None:
+        """The caller is done with the answer (read or not)."""
+        self.busy = False
+        self.streaming = False
+        self._stop_timer()
+        self.chunks.clear()
+        self.buffered = 0
+        if self.paused and self.transport is not None and not self.closed:
+            self.transport.resume_reading()
+        self.paused = False
+
+    def _stop_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
 
     def _read_timer(self, read_timeout: float) -> None:
-        """Fires `read_timeout` after the last check; fails the call if nothing arrived since.
-        One timer per exchange instead of one per received packet: a silence is caught after
-        one to two read timeouts (aiohttp's `sock_read`: after one)."""
-        w = self.waiter
-        if w is None or w.done():
+        """Fires `read_timeout` after the last check; fails the exchange if nothing arrived
+        since. One timer per exchange instead of one per received packet: a silence is caught
+        after one to two read timeouts (aiohttp's `sock_read`: after one). A stream whose reader
+        is not keeping up (reading paused) is not the upstream's silence."""
+        self.timer = None
+        if not self.busy or self.eof or self.error is not None:
             return
-        if self.got_data:  # something came: check again one read timeout from now
+        if self.got_data or self.paused:  # something came: check again one read timeout from now
             self.got_data = False
             self.timer = self.pool.loop.call_later(read_timeout, self._read_timer, read_timeout)
             return
         self._fail(ReadTimeout(f"no data from the upstream for {read_timeout:g}s"))
         self.abort()
+
+    # ------------------------------------------------------------ pulled by StreamResponse
+    async def next_chunk(self) -> bytes:
+        while not self.chunks:
+            if self.error is not None:
+                raise self.error
+            if self.eof:
+                return b""
+            self.reader = r = self.pool.loop.create_future()
+            try:
+                await r
+            finally:
+                self.reader = None
+        chunk = self.chunks.popleft()
+        self.buffered -= len(chunk)
+        if self.paused and self.buffered < LOW_WATER and self.transport is not None:
+            self.paused = False
+            self.transport.resume_reading()
+        return chunk
+
+
+class StreamResponse:
+    """An answer whose body is read as it arrives: the part of aiohttp's `ClientResponse`
+    the providers use (`status`, `headers`, `read()`, `content.iter_any()`, `content.readany()`,
+    `content.at_eof()`, `release()`, `close()`). Read to its end, `release()` gives the
+    connection back to the pool; released before that, or `close()`d, the connection closes,
+    which is how an upstream generation is cancelled."""
+
+    def __init__(self, pool: Http1Pool, conn: _Connection) -> None:
+        self.status = conn.status
+        self.headers = _header_map(conn.headers)
+        self.content = self  # `resp.content.iter_any()`, as with aiohttp
+        self._pool = pool
+        self._conn: _Connection | None = conn
+        self._decoder = _decoder(conn.headers)
+
+    async def readany(self) -> bytes:
+        """The next bytes of the body as they arrived (b"" at its end)."""
+        conn = self._conn
+        if conn is None:
+            return b""
+        chunk = await conn.next_chunk()
+        if self._decoder is not None:
+            chunk = self._decoder.decompress(chunk) if chunk else self._decoder.flush()
+        return chunk
+
+    async def iter_any(self) -> AsyncIterator[bytes]:
+        while True:
+            chunk = await self.readany()
+            if not chunk:
+                if self.at_eof():
+                    return
+                continue
+            yield chunk
+
+    def at_eof(self) -> bool:
+        conn = self._conn
+        return conn is None or (conn.eof and not conn.chunks)
+
+    async def read(self) -> bytes:
+        """The rest of the body."""
+        parts = []
+        while not self.at_eof():
+            parts.append(await self.readany())
+        return b"".join(parts)
+
+    def release(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        if not (conn.eof and not conn.chunks and conn.error is None):
+            conn.abort()
+        conn.end_exchange()
+        self._pool._release(conn)
+
+    def close(self) -> None:
+        conn = self._conn
+        if conn is not None:
+            conn.abort()
+        self.release()
 
 
 def _header_map(raw: list[tuple[bytes, bytes]]) -> CIMultiDict[str]:
@@ -205,6 +368,20 @@ def _decode(headers: list[tuple[bytes, bytes]], body: list[bytes]) -> bytes:
     return raw
 
 
+def _decoder(headers: list[tuple[bytes, bytes]]) -> Any:
+    """An incremental decoder for a compressed stream, or None."""
+    for name, value in headers:
+        if name.lower() == b"content-encoding":
+            enc = value.strip().lower()
+            if enc in (b"gzip", b"x-gzip"):
+                return zlib.decompressobj(16 + zlib.MAX_WBITS)
+            if enc == b"deflate":
+                return zlib.decompressobj()
+            if enc not in (b"", b"identity"):
+                raise MalformedResponse(f"unsupported content-encoding {enc.decode('latin-1')!r}")
+    return None
+
+
 def _check_header(name: str, value: str) -> None:
     if "\r" in value or "\n" in value or "\r" in name or "\n" in name or ":" in name:
         raise ValueError(f"header {name!r} holds a character HTTP does not allow there")
@@ -223,7 +400,7 @@ class Http1Pool:
                  keepalive: float = 30.0, ssl_context: ssl.SSLContext | None = None) -> None:
         u = urlsplit(base_url)
         if u.scheme not in ("http", "https") or not u.hostname:
-            raise ValueError(f"not an http(s) URL: {base_url!r}")
+            raise InvalidURL(f"not an http(s) URL: {base_url!r}")
         self.loop = asyncio.get_running_loop()
         self.host = u.hostname
         self.port = u.port or (443 if u.scheme == "https" else 80)
@@ -255,31 +432,52 @@ class Http1Pool:
     # ------------------------------------------------------------ the call
     async def post(self, path: str, body: bytes, headers: dict[str, str] | None = None) -> Answer:
         """POST `body` to the base URL + `path`: (status, headers, decoded body)."""
+        conn, answer = await self._send(path, body, headers, streaming=False)
+        conn.end_exchange()
+        self._release(conn)
+        assert answer is not None
+        return answer
+
+    async def stream(self, path: str, body: bytes, headers: dict[str, str] | None = None) -> StreamResponse:
+        """POST `body`; returns once the answer's headers are in. The caller reads the body and
+        `release()`s the response in a `finally` (see `StreamResponse`)."""
+        conn, _ = await self._send(path, body, headers, streaming=True)
+        try:
+            return StreamResponse(self, conn)
+        except BaseException:
+            conn.abort()
+            conn.end_exchange()
+            self._release(conn)
+            raise
+
+    async def _send(self, path: str, body: bytes, headers: dict[str, str] | None,
+                    streaming: bool) -> tuple[_Connection, Answer | None]:
         head = self._head(path, headers, len(body))
         conn = self._take_idle()
         reused = conn is not None
         if conn is None:
             conn = await self._connect()
         try:
-            answer = await conn.exchange(head, body, self.read_timeout)
+            return conn, await conn.exchange(head, body, self.read_timeout, streaming)
         except UpstreamClosed:
+            conn.end_exchange()
             self._release(conn)
             if not reused or conn.got_data:
                 raise
             # an idle connection the upstream had closed as we sent: once more, on a new one
-            conn = await self._connect()
-            try:
-                answer = await conn.exchange(head, body, self.read_timeout)
-            except BaseException:
-                conn.abort()
-                self._release(conn)
-                raise
         except BaseException:  # cancelled, timed out, broken: the connection cannot be reused
             conn.abort()
+            conn.end_exchange()
             self._release(conn)
             raise
-        self._release(conn)
-        return answer
+        conn = await self._connect()
+        try:
+            return conn, await conn.exchange(head, body, self.read_timeout, streaming)
+        except BaseException:
+            conn.abort()
+            conn.end_exchange()
+            self._release(conn)
+            raise
 
     def _head(self, path: str, headers: dict[str, str] | None, length: int) -> bytes:
         start = self._heads.get(path)

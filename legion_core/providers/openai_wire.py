@@ -18,7 +18,6 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
-import aiohttp
 import httpx
 import orjson
 
@@ -33,6 +32,7 @@ from legion_core.errors import (
 )
 from legion_core.log import scrub
 from legion_core.providers.http import TRANSPORT_ERRORS, retry_after_seconds, transport_error
+from legion_core.providers.http1 import StreamResponse
 from legion_core.providers.pool import PooledProvider, release_stream
 from legion_core.types import (
     ChatRequest,
@@ -338,7 +338,7 @@ def chunks_from_response(resp: ChatResponse) -> list[StreamChunk]:
 async def iter_sse(source: httpx.Response | AsyncIterator[bytes]) -> AsyncIterator[dict[str, Any] | None]:
     """Server-sent events -> decoded `data` payloads; `None` for `[DONE]`.
 
-    `source` is an httpx response or any async iterator of body bytes (aiohttp's
+    `source` is an httpx response or any async iterator of body bytes (the pool's
     `response.content.iter_any()` on the hot path).
 
     Works on raw bytes (no text decoding layers: the payload is JSON, which orjson reads as
@@ -488,7 +488,8 @@ class OpenAIWireProvider(PooledProvider):
 
     Subclasses set `kind`, `default_base_url`, and override `extra_body()` for their switches,
     `static_models()` for their catalog. HTTP goes through the provider's `Pool`: `send()`
-    (aiohttp) for completions and embeddings, `client()` (httpx) for the rest.
+    and `post_json()` (`providers.http1`) for completions and embeddings, `client()` (httpx)
+    for the rest.
     """
 
     kind: ClassVar[str] = "openai_wire"
@@ -523,7 +524,7 @@ class OpenAIWireProvider(PooledProvider):
         return self.headers()
 
     async def send(self, path: str, body: bytes, *, accept: str = "application/json",
-                   token: str | None = None) -> aiohttp.ClientResponse:
+                   token: str | None = None) -> StreamResponse:
         """POST `body` to `base_url + path`; the caller reads and releases the (streaming)
         response. Raises `TRANSPORT_ERRORS` (map them with `transport_error`).
 

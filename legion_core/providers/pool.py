@@ -1,17 +1,16 @@
 """A provider connection pool, one per provider instance and event loop.
 
-Three faces over one purpose:
+Two faces over one purpose:
 
-- `read()`, a whole answer (every non-streamed chat call): `providers.http1`, a lean
-  keep-alive HTTP/1.1 client on httptools. The exchange cost aiohttp about 50 µs of CPU and
-  http1 15 µs (`bench/provider_overhead.py --client`), on every routed request.
-- `post()`, streams: aiohttp's client directly. httpx on top of aiohttp cost about as much CPU
-  again as the aiohttp exchange itself (request and response objects built twice, header and
-  URL normalisation, the decoder chain; bench/provider_overhead.py).
+- the hot path, `read()` (a whole answer: every non-streamed chat call) and `post()` (a
+  stream): `providers.http1`, a lean keep-alive HTTP/1.1 client on httptools, one set of
+  connections for both. A whole-answer exchange cost aiohttp's client about 50 µs of CPU and
+  http1 15 µs (`bench/provider_overhead.py --client`), on every routed request; httpx on top
+  of aiohttp had cost as much again.
 - `client()`: an `httpx.AsyncClient` (over the aiohttp transport) for everything off the hot
   path (health checks, catalogs, token counting), where httpx's conveniences are worth it.
 
-`max_connections` bounds each of the three connection sets on its own.
+`max_connections` bounds each of the two connection sets.
 """
 
 from __future__ import annotations
@@ -19,15 +18,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
-from yarl import URL
 
 from legion_core import __version__
 from legion_core.errors import ProviderTimeout
 from legion_core.providers.base import Provider
 from legion_core.providers.http import timeouts_for
+from legion_core.providers.http1 import Http1Pool, StreamResponse
 from legion_core.settings.models import ProviderSettings, TimeoutSettings
 
 #: How long a finished stream's connection may take to deliver the end of its body (the chunked
@@ -41,7 +39,7 @@ _draining: set[asyncio.Task[None]] = set()  # referenced until done (the loop ke
 USER_AGENT = f"legion/{__version__}"
 
 
-async def release_stream(resp: aiohttp.ClientResponse, *, complete: bool) -> None:
+async def release_stream(resp: StreamResponse, *, complete: bool) -> None:
     """Done with a streamed response. `complete`: its last event (`[DONE]`, `message_stop`,
     `done: true`) was read. The upstream sends the end of the body (for chunked encoding, the
     terminator) just after that event, and often in a later packet: releasing at once would
@@ -60,7 +58,7 @@ async def release_stream(resp: aiohttp.ClientResponse, *, complete: bool) -> Non
     await asyncio.wait((task,), timeout=DRAIN_WAIT)  # the task goes on alone past that
 
 
-async def _drain(resp: aiohttp.ClientResponse) -> None:
+async def _drain(resp: StreamResponse) -> None:
     left = DRAIN_BYTES
     try:
         async with asyncio.timeout(DRAIN_SECONDS):
@@ -87,63 +85,34 @@ class Pool:
         self._base = base_url.rstrip("/")
         self._header_dict = dict(headers)
         self._client: httpx.AsyncClient | None = None
-        self._session: aiohttp.ClientSession | None = None
-        self._lean: Any = None  # providers.http1.Http1Pool, made on first use
-        self._lean_ok = self._base.startswith(("http://", "https://"))  # else aiohttp says why not
-        self._aio_timeout = aiohttp.ClientTimeout(total=None, connect=self.timeout.connect,
-                                                  sock_connect=self.timeout.connect,
-                                                  sock_read=self.timeout.read)
-        self._urls: dict[str, URL] = {}  # parsed once per path
+        self._lean: Http1Pool | None = None  # made on first use (inside the running loop)
         self._closed = False
 
-    # ------------------------------------------------------------ the hot path (aiohttp)
+    # ------------------------------------------------------------ the hot path (http1)
     @property
-    def session(self) -> aiohttp.ClientSession:
-        s = self._session
-        if s is None or s.closed:
-            n = self.settings.max_connections
-            s = self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=n, limit_per_host=n, keepalive_timeout=30),
-                timeout=self._aio_timeout, cookie_jar=aiohttp.DummyCookieJar(), trust_env=False)
-        return s
+    def lean(self) -> Http1Pool:
+        p = self._lean
+        if p is None:
+            p = self._lean = Http1Pool(
+                self._base, {"User-Agent": USER_AGENT, **self._header_dict},
+                limit=self.settings.max_connections, connect_timeout=self.timeout.connect,
+                read_timeout=self.timeout.read, keepalive=30.0)
+        return p
 
-    def url(self, path: str) -> URL:
-        u = self._urls.get(path)
-        if u is None:
-            u = self._urls[path] = URL(self._base + path)
-        return u
-
-    async def post(self, path: str, body: bytes, headers: dict[str, str] | None = None) -> aiohttp.ClientResponse:
-        """POST `body` to `base_url + path`; the caller reads the response and `release()`s it in
-        a `finally`: read to the end, the connection goes back to the pool; abandoned part-way,
-        it is closed, which is how an upstream generation gets cancelled. Raises
-        `providers.http.TRANSPORT_ERRORS`; `providers.http.transport_error` maps them."""
-        h = self._header_dict if headers is None else {**self._header_dict, **headers}
-        return await self.session.post(self.url(path), data=body, headers=h)
+    async def post(self, path: str, body: bytes, headers: dict[str, str] | None = None) -> StreamResponse:
+        """POST `body` to `base_url + path`; returns at the answer's headers. The caller reads
+        the body and `release()`s the response in a `finally` (`release_stream` for streams):
+        read to the end, the connection goes back to the pool; abandoned part-way, it is
+        closed, which is how an upstream generation gets cancelled. Raises
+        `providers.http.TRANSPORT_ERRORS`; `providers.http.transport_error` maps them.
+        `headers` add to (or replace) the pool's own for this call."""
+        return await self.lean.stream(path, body, headers)
 
     async def read(self, path: str, body: bytes, headers: dict[str, str] | None = None,
                    ) -> tuple[int, Any, bytes]:
         """POST, then the whole answer: (status, headers, raw body); the connection goes back
         to the pool. Raises `TRANSPORT_ERRORS` as `post` does."""
-        if self._lean_ok:
-            lean = self._lean
-            if lean is None:
-                lean = self._lean = self._make_lean()
-            return await lean.post(path, body, headers)
-        resp = await self.post(path, body, headers)
-        try:
-            raw = await resp.read()
-        finally:
-            resp.release()
-        return resp.status, resp.headers, raw
-
-    def _make_lean(self) -> Any:
-        from legion_core.providers.http1 import Http1Pool
-
-        n = self.settings.max_connections
-        return Http1Pool(self._base, {"User-Agent": USER_AGENT, **self._header_dict}, limit=n,
-                         connect_timeout=self.timeout.connect, read_timeout=self.timeout.read,
-                         keepalive=30.0)
+        return await self.lean.post(path, body, headers)
 
     # ------------------------------------------------------------ off the hot path (httpx)
     @property
@@ -170,15 +139,12 @@ class Pool:
     async def aclose(self) -> None:
         self._closed = True
         client, self._client = self._client, None
-        session, self._session = self._session, None
         lean, self._lean = self._lean, None
-        if lean is not None:
-            await lean.aclose()
         try:
+            if lean is not None:
+                await lean.aclose()
             if client is not None:
                 await client.aclose()
-            if session is not None:
-                await session.close()
         except RuntimeError:  # opened on a loop that has gone away
             pass
 

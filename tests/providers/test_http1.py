@@ -200,7 +200,7 @@ def test_only_http_urls():
     async def make() -> None:
         Http1Pool("ftp://example.com")
 
-    with pytest.raises(ValueError, match="http"):
+    with pytest.raises(TRANSPORT_ERRORS, match="http"):  # a misconfigured provider is unavailable
         asyncio.run(make())
 
 
@@ -218,4 +218,106 @@ async def test_a_reused_connection_dropped_before_any_answer_is_retried_once_on_
     pool = Http1Pool(server.url)
     with pytest.raises(UpstreamClosed):
         await pool.post("/p", BODY)
+    await pool.aclose()
+
+
+# ------------------------------------------------------------------ streamed answers
+from legion_core.testing.fakes.raw import chunk, sse_head  # noqa: E402
+
+EV1, EV2 = b'data: {"n": 1}\n\n', b'data: {"n": 2}\n\ndata: [DONE]\n\n'
+
+
+async def test_a_stream_delivers_each_event_as_it_arrives_and_then_reuses_the_connection(server):
+    server.queue(Reply(sse_head() + chunk(EV1), then=[(0.3, chunk(EV2) + chunk(b""))]))
+    pool = Http1Pool(server.url)
+    resp = await pool.stream("/p", BODY)
+    assert resp.status == 200 and resp.headers["content-type"] == "text/event-stream"
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    first = await resp.content.readany()
+    assert first == EV1 and loop.time() - t0 < 0.2, "the first event waited for the rest"
+    rest = b"".join([c async for c in resp.content.iter_any()])
+    assert rest == EV2 and resp.content.at_eof()
+    resp.release()
+    assert (await pool.post("/p", BODY))[0] == 200
+    assert server.accepted == 1, "a stream read to its end gives its connection back"
+    await pool.aclose()
+
+
+async def test_a_stream_released_early_closes_its_connection(server):
+    """How an abandoned generation is cancelled upstream."""
+    server.queue(Reply(sse_head() + chunk(EV1), stall=True))
+    pool = Http1Pool(server.url)
+    resp = await pool.stream("/p", BODY)
+    assert await resp.content.readany() == EV1
+    resp.release()
+    for _ in range(50):
+        if server.client_closed:
+            break
+        await asyncio.sleep(0.02)
+    assert server.client_closed == 1 and pool.open_connections == 0
+    assert (await pool.post("/p", BODY))[0] == 200
+    await pool.aclose()
+
+
+async def test_an_error_answer_to_a_stream_is_read_whole(server):
+    server.queue(Reply(answer(b'{"error": {"message": "no such model"}}', 404)))
+    pool = Http1Pool(server.url)
+    resp = await pool.stream("/p", BODY)
+    assert resp.status == 404 and b"no such model" in await resp.read()
+    resp.release()
+    await pool.aclose()
+
+
+async def test_a_stream_cut_short_raises_to_its_reader(server):
+    server.queue(Reply(sse_head() + chunk(EV1), close=True))
+    pool = Http1Pool(server.url)
+    resp = await pool.stream("/p", BODY)
+    assert await resp.content.readany() == EV1
+    with pytest.raises(UpstreamClosed):
+        await resp.content.readany()
+    resp.release()
+    await pool.aclose()
+
+
+async def test_a_stalled_stream_hits_the_read_timeout(server):
+    server.queue(Reply(sse_head() + chunk(EV1), stall=True))
+    pool = Http1Pool(server.url, read_timeout=0.2)
+    resp = await pool.stream("/p", BODY)
+    assert await resp.content.readany() == EV1
+    with pytest.raises(ReadTimeout):
+        await resp.content.readany()
+    resp.release()
+    await pool.aclose()
+
+
+async def test_a_slow_reader_pauses_the_upstream_instead_of_buffering_everything(server):
+    from legion_core.providers import http1
+
+    block = b"x" * 65536
+    server.queue(Reply(sse_head() + b"".join(chunk(block) for _ in range(32)) + chunk(b"")))
+    pool = Http1Pool(server.url, read_timeout=0.2)
+    resp = await pool.stream("/p", BODY)
+    await asyncio.sleep(0.5)  # not reading, longer than the read timeout: no timeout either
+    conn = resp._conn
+    assert conn is not None and conn.paused
+    # past the high-water mark at most one more read of the transport (asyncio reads 256 KiB)
+    assert conn.buffered <= http1.HIGH_WATER + 256 * 1024 + 8192 < len(block) * 32 // 2
+    got = b"".join([c async for c in resp.content.iter_any()])
+    assert got == block * 32
+    resp.release()
+    await pool.aclose()
+
+
+async def test_a_gzipped_stream_is_decoded_incrementally(server):
+    z = zlib.compressobj(wbits=16 + zlib.MAX_WBITS)
+    part1 = z.compress(EV1) + z.flush(zlib.Z_SYNC_FLUSH)
+    part2 = z.compress(EV2) + z.flush()
+    head = sse_head().replace(b"\r\n\r\n", b"\r\nContent-Encoding: gzip\r\n\r\n", 1)
+    server.queue(Reply(head + chunk(part1), then=[(0.05, chunk(part2) + chunk(b""))]))
+    pool = Http1Pool(server.url)
+    resp = await pool.stream("/p", BODY)
+    assert await resp.content.readany() == EV1
+    assert await resp.read() == EV2
+    resp.release()
     await pool.aclose()

@@ -28,8 +28,21 @@ class Reply:
     delay: float = 0.0
     #: close the connection after writing
     close: bool = False
+    #: after `data`: (seconds to wait, bytes to write) in turn (a stream's later events)
+    then: list[tuple[float, bytes]] = field(default_factory=list)
     #: after writing, hold the connection open and send nothing more
     stall: bool = False
+
+
+def sse_head(status: int = 200) -> bytes:
+    """The head of a chunked `text/event-stream` answer; send `chunk()`s after it."""
+    return (f"HTTP/1.1 {status} OK\r\nContent-Type: text/event-stream\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n").encode()
+
+
+def chunk(data: bytes) -> bytes:
+    """One chunk of a chunked body (`chunk(b"")` is the terminator)."""
+    return b"%x\r\n%b\r\n" % (len(data), data)
 
 
 def answer(body: bytes = b'{"ok": true}', status: int = 200, headers: dict[str, str] | None = None,
@@ -161,8 +174,16 @@ class RawHTTPServer:
                 reply = self.replies.popleft() if self.replies else Reply(answer())
                 if reply.delay:
                     await asyncio.sleep(reply.delay)
-                writer.write(reply.data)
-                await writer.drain()
+                try:
+                    writer.write(reply.data)
+                    await writer.drain()
+                    for pause, more in reply.then:
+                        await asyncio.sleep(pause)
+                        writer.write(more)
+                        await writer.drain()
+                except ConnectionError:
+                    self.client_closed += 1
+                    return
                 if reply.stall:
                     if not await reader.read(1):  # the client gave up
                         self.client_closed += 1

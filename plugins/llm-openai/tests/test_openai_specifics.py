@@ -110,7 +110,8 @@ async def test_works_with_the_real_openai_sdk_shapes(provider: OpenAIProvider) -
     answers = await asyncio.gather(*(provider.chat(req(), "gpt-4o-mini") for _ in range(20)))
     assert {a.text for a in answers} == {"Wednesday comes after Tuesday."}
     pool = provider.pool()
-    assert pool is provider.pool() and pool.session is pool.session
+    assert pool is provider.pool() and pool.lean is pool.lean
+    assert 1 <= pool.lean.open_connections <= provider.settings.max_connections
 
 
 async def test_pass_through_token_replaces_the_configured_key(legion_fake_factory: Any) -> None:
