@@ -321,3 +321,41 @@ async def test_a_gzipped_stream_is_decoded_incrementally(server):
     assert await resp.read() == EV2
     resp.release()
     await pool.aclose()
+
+
+# ------------------------------------------------------------------ TLS
+@pytest.fixture(scope="module")
+def cert(tmp_path_factory):
+    import shutil
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    d = tmp_path_factory.mktemp("tls")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-keyout", str(d / "key.pem"), "-out", str(d / "cert.pem"), "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    return d / "cert.pem", d / "key.pem"
+
+
+async def test_https_upstreams_are_verified_and_their_connections_reused(cert):
+    import ssl
+
+    certfile, keyfile = cert
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(certfile, keyfile)
+    with RawHTTPServer(tls=server_ctx) as server:
+        assert server.url.startswith("https://")
+        trusting = ssl.create_default_context(cafile=str(certfile))
+        pool = Http1Pool(server.url, ssl_context=trusting)
+        for _ in range(3):
+            assert (await pool.post("/p", BODY))[0] == 200
+        assert server.accepted == 1, "one TLS handshake for three calls"
+        await pool.aclose()
+        # the default context trusts the system's CAs only: a self-signed upstream is refused
+        strict = Http1Pool(server.url)
+        with pytest.raises(TRANSPORT_ERRORS) as e:
+            await strict.post("/p", BODY)
+        assert isinstance(e.value, ssl.SSLCertVerificationError)
+        assert isinstance(transport_error(e.value, "up"), ProviderUnavailable)
+        await strict.aclose()

@@ -10,6 +10,7 @@ default). Runs its own event loop in a background thread, like the other fakes.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 from collections import deque
 from dataclasses import dataclass, field
@@ -87,6 +88,8 @@ class RawHTTPServer:
     #: connections accepted, and those the client closed (EOF or reset) before the server did
     accepted: int = 0
     client_closed: int = 0
+    #: serve TLS with this context (the URL is then https://)
+    tls: ssl.SSLContext | None = None
 
     def __post_init__(self) -> None:
         self.port = self.port or _free_port(self.host)
@@ -99,7 +102,7 @@ class RawHTTPServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     def queue(self, *replies: Reply) -> None:
         self.replies.extend(replies)
@@ -140,7 +143,8 @@ class RawHTTPServer:
     # ------------------------------------------------------------ the server
     def _run(self) -> None:
         loop = self._loop = asyncio.new_event_loop()
-        self._server = loop.run_until_complete(asyncio.start_server(self._serve, self.host, self.port))
+        self._server = loop.run_until_complete(asyncio.start_server(self._serve, self.host, self.port,
+                                                                         ssl=self.tls))
         self._ready.set()
         try:
             loop.run_forever()
