@@ -1,6 +1,6 @@
 """HTTP plumbing shared by providers: timeouts, transport-error mapping, Retry-After.
 
-Providers talk through `providers.pool.Pool` (aiohttp on the hot path, httpx off it).
+Providers talk through `providers.pool.Pool` (`providers.http1` on the hot path, httpx off it).
 `make_client` builds a bare pooled `httpx.AsyncClient` over the aiohttp transport for plugins
 that want only httpx: httpx's default pool collapses under concurrency (DESIGN.md measured 483
 vs 1868 req/s at 32 connections). Timeouts come from settings (`llm.timeouts`, overridable per
@@ -39,7 +39,7 @@ def make_client(settings: ProviderSettings, *, base_url: str | None = None,
 
 
 #: A connection that failed or broke, as opposed to a slow answer: refused, reset, closed early,
-#: a body cut short. aiohttp's (the hot path, `Pool.post`) and httpx's (off it).
+#: a body cut short: http1's are `ConnectionError`s (the hot path); aiohttp's and httpx's (off it).
 BROKEN: tuple[type[BaseException], ...] = (
     ConnectionError, aiohttp.ClientOSError, aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError,
     TransferEncodingError, httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError)

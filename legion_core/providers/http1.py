@@ -1,19 +1,19 @@
-"""A lean HTTP/1.1 client for the hot path: one POST, the whole answer back, keep-alive.
+"""A lean HTTP/1.1 client for the hot path: one POST, the answer whole or streamed, keep-alive.
 
-`Pool.read()` (every non-streamed provider call) goes through this when httptools is installed
-(`legion-core[fast]`, which the gateway also uses to parse requests); streams, and everything
-off the hot path, stay on aiohttp and httpx. The exchange it serves is narrow: a POST with a
-known length to one origin, answered with a status, headers and a body delimited by
+Every provider call on the hot path goes through this: `Pool.read()` (`Http1Pool.post`, the
+whole answer) and `Pool.post()` (`Http1Pool.stream`, a `StreamResponse` read as it arrives);
+httpx (over aiohttp) stays for everything off it. The exchange it serves is narrow: a POST
+with a known length to one origin, answered with a status, headers and a body delimited by
 Content-Length, chunked encoding or the end of the connection. For that, aiohttp's general
 machinery (request and response objects, payload registry, URL and header normalisation,
-tracing, a stream reader per response) cost about three times the Python of the exchange
-itself, and it runs on every routed request (`bench/provider_overhead.py`).
+tracing, a stream reader per response) cost about three times the CPU of this client
+(`bench/provider_overhead.py --client`), on every routed request.
 
 What it keeps from aiohttp's behaviour, as `Pool` configured it: a per-origin limit on open
 connections (callers wait for a free one), idle connections reused for `keepalive` seconds, a
 connect timeout, a read timeout between received bytes, TLS for `https://`, gzip and deflate
-answers decoded, and no proxy from the environment. A cancelled call closes its connection,
-which is how an upstream generation is cancelled. Failures are `ConnectionError`s (refused,
+answers decoded, and no proxy from the environment. A cancelled call, or a stream released
+before its end, closes its connection, which is how an upstream generation is cancelled. Failures are `ConnectionError`s (refused,
 reset, closed early, a malformed answer) or `TimeoutError`s, which `providers.http` maps.
 """
 
