@@ -409,7 +409,7 @@ class Http1Pool:
             self.ssl = ssl_context or ssl.create_default_context()
         self.prefix = u.path.rstrip("/")
         host = f"[{self.host}]" if ":" in self.host else self.host
-        if u.port is not None:
+        if u.port is not None and u.port != (443 if u.scheme == "https" else 80):  # as curl and SigV4 do
             host += f":{u.port}"
         base = {"Host": host, "Accept-Encoding": "identity", "Content-Type": "application/json"}
         for k, v in (headers or {}).items():

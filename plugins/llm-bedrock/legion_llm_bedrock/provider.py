@@ -25,8 +25,8 @@ from legion_core.errors import (
     ProviderUnavailable,
     StreamInterrupted,
 )
-from legion_core.providers.base import Provider
-from legion_core.providers.http import make_client, retry_after_seconds, transport_error
+from legion_core.providers.http import TRANSPORT_ERRORS, retry_after_seconds, transport_error
+from legion_core.providers.pool import PooledProvider, release_stream
 from legion_core.settings.models import ProviderSettings
 from legion_core.types import (
     ChatRequest,
@@ -63,7 +63,7 @@ def _str_option(value: Any) -> str | None:
     return str(value) if value else None
 
 
-class BedrockProvider(Provider):
+class BedrockProvider(PooledProvider):
     kind: ClassVar[str] = "bedrock"
     default_tier: ClassVar[str] = "cloud"
     credential_keys: ClassVar[tuple[str, ...]] = ("api_key", "secret_key", "session_token", "bearer_token")
@@ -94,8 +94,6 @@ class BedrockProvider(Provider):
                              f"got {self.embedding_dimensions}")
         prefix = self.option("inference_profile_prefix")
         self.profile_prefix: str | None = None if prefix is None else str(prefix)
-        self._client: httpx.AsyncClient | None = None
-        self._client_loop: asyncio.AbstractEventLoop | None = None
         self._warm: Any = None
 
     def _int(self, key: str, default: int) -> int:
@@ -131,38 +129,25 @@ class BedrockProvider(Provider):
         return {**super().describe(), "region": self.region, "auth": self.auth.mode}
 
     # ------------------------------------------------------------------ HTTP
-    def client(self) -> httpx.AsyncClient:
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._client_loop is not loop or self._client.is_closed:
-            self._client = make_client(self.settings)
-            self._client_loop = loop
-        return self._client
-
+    # Calls go through the pool (`providers.http1`), each signed for the exact path and body it
+    # sends; `client()` (httpx) is for the reachability probe.
     async def startup(self) -> None:
-        self.client()
+        await super().startup()
         if self.auth.mode == "sigv4":
             # botocore's signer takes ~0.6 s to import; do it off the loop now rather than
             # inside the first request.
             self._warm = asyncio.get_running_loop().run_in_executor(None, _import_signer)
 
-    async def aclose(self) -> None:
-        if self._client is not None and not self._client.is_closed:
-            try:
-                await self._client.aclose()
-            except RuntimeError:  # created on a loop that is gone
-                pass
-        self._client = None
+    @staticmethod
+    def _path(model: str, action: str) -> str:
+        # Sent exactly as signed: `:` unescaped, `/` inside an ARN as `%2F`.
+        return f"/model/{quote(model, safe=':')}/{action}"
 
-    def _url(self, model: str, action: str) -> str:
-        # The aiohttp transport (yarl) sends `:` unescaped, so it must be signed unescaped too;
-        # `/` inside an ARN stays `%2F` on the wire and in the signature.
-        return f"{self.base_url}/model/{quote(model, safe=':')}/{action}"
-
-    def _signed(self, url: str, body: bytes, accept: str, request: ChatRequest | None = None) -> dict[str, str]:
+    def _signed(self, path: str, body: bytes, accept: str, request: ChatRequest | None = None) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "Accept": accept}
         if request is not None and request.pass_through_token:
             return {**headers, "Authorization": f"Bearer {request.pass_through_token}"}
-        return self.auth.headers("POST", url, body, headers)
+        return self.auth.headers("POST", f"{self.base_url}{path}", body, headers)
 
     def _http_error(self, status: int, headers: Any, raw: bytes) -> ProviderError:
         try:
@@ -199,19 +184,19 @@ class BedrockProvider(Provider):
     async def chat(self, request: ChatRequest, model: str) -> ChatResponse:
         t0 = time.perf_counter()
         body = self._body(request)
-        url = self._url(model, "converse")
-        headers = self._signed(url, body, "application/json", request)
+        path = self._path(model, "converse")
+        headers = self._signed(path, body, "application/json", request)
         try:
-            resp = await self.client().post(url, content=body, headers=headers)
-        except httpx.HTTPError as e:
+            status, resp_headers, raw = await self.pool().read(path, body, headers)
+        except TRANSPORT_ERRORS as e:
             raise transport_error(e, self.name) from None
-        if resp.status_code != 200:
-            raise self._http_error(resp.status_code, resp.headers, resp.content)
+        if status != 200:
+            raise self._http_error(status, resp_headers, raw)
         try:
-            data = resp.json()
+            data = json.loads(raw)
         except ValueError:
             raise ProviderUnavailable(f"{self.name}: Bedrock sent invalid JSON", provider=self.name,
-                                      upstream_status=resp.status_code) from None
+                                      upstream_status=status) from None
         content, stop = from_converse(data)
         if stop in REFUSALS:
             raise ContentPolicy(f"{self.name}: Bedrock withheld the answer ({stop})", provider=self.name)
@@ -224,15 +209,16 @@ class BedrockProvider(Provider):
 
     async def stream(self, request: ChatRequest, model: str) -> AsyncIterator[StreamChunk]:
         body = self._body(request)
-        url = self._url(model, "converse-stream")
-        headers = self._signed(url, body, EVENTSTREAM, request)
+        path = self._path(model, "converse-stream")
+        headers = self._signed(path, body, EVENTSTREAM, request)
         state = _StreamState(self.name)
         try:
-            async with self.client().stream("POST", url, content=body, headers=headers) as resp:
-                if resp.status_code != 200:
-                    raise self._http_error(resp.status_code, resp.headers, await resp.aread())
+            resp = await self.pool().post(path, body, headers)
+            try:
+                if resp.status != 200:
+                    raise self._http_error(resp.status, resp.headers, await resp.read())
                 decoder = EventStreamDecoder()
-                async for data in resp.aiter_bytes():
+                async for data in resp.content.iter_any():
                     for msg in decoder.feed(data):
                         for chunk in state.on_message(msg):
                             state.started = state.started or isinstance(
@@ -242,8 +228,11 @@ class BedrockProvider(Provider):
                     raise ProviderUnavailable(f"{self.name}: stream ended before messageStop"
                                               + (f" ({decoder.pending} bytes of a partial frame)"
                                                  if decoder.pending else ""), provider=self.name)
-                yield DoneChunk(stop_reason=STOP_REASONS.get(state.stop_reason, "end_turn"))
-        except httpx.HTTPError as e:
+            finally:
+                # read to messageStop: back to the pool; abandoned part-way: the connection closes
+                await release_stream(resp, complete=state.stopped)
+            yield DoneChunk(stop_reason=STOP_REASONS.get(state.stop_reason, "end_turn"))
+        except TRANSPORT_ERRORS as e:
             err: ProviderError = transport_error(e, self.name)
             if state.started:
                 raise StreamInterrupted(f"{self.name}: stream broke after it started ({err.kind})",
@@ -265,20 +254,20 @@ class BedrockProvider(Provider):
         if not texts:
             raise ProviderBadRequest(f"{self.name}: embed needs at least one input", provider=self.name)
         mid = model if "embed" in (model or "") else self.embedding_model
-        url = self._url(mid, "invoke")
-        client = self.client()
+        path = self._path(mid, "invoke")
+        pool = self.pool()
 
         async def one(text: str) -> tuple[list[float], int]:
             body = json.dumps({"inputText": text, "dimensions": self.embedding_dimensions,
                                "normalize": True}).encode()
-            headers = self._signed(url, body, "application/json")
+            headers = self._signed(path, body, "application/json")
             try:
-                resp = await client.post(url, content=body, headers=headers)
-            except httpx.HTTPError as e:
+                status, resp_headers, raw = await pool.read(path, body, headers)
+            except TRANSPORT_ERRORS as e:
                 raise transport_error(e, self.name) from None
-            if resp.status_code != 200:
-                raise self._http_error(resp.status_code, resp.headers, resp.content)
-            data = resp.json()
+            if status != 200:
+                raise self._http_error(status, resp_headers, raw)
+            data = json.loads(raw)
             return [float(x) for x in data["embedding"]], int(data.get("inputTextTokenCount", 0))
 
         results = await asyncio.gather(*(one(t) for t in texts))
