@@ -359,3 +359,15 @@ async def test_https_upstreams_are_verified_and_their_connections_reused(cert):
         assert isinstance(e.value, ssl.SSLCertVerificationError)
         assert isinstance(transport_error(e.value, "up"), ProviderUnavailable)
         await strict.aclose()
+
+
+async def test_the_host_header_names_a_port_only_when_it_is_not_the_schemes_default():
+    """SigV4 signs the host without a default port; a Host with one would not match it."""
+    def host(url: str) -> str:
+        head = Http1Pool(url)._head("/p", None, 0).decode()
+        return next(ln for ln in head.split("\r\n") if ln.startswith("Host: "))
+
+    assert host("http://example.com:80") == "Host: example.com"
+    assert host("https://example.com:443/v1") == "Host: example.com"
+    assert host("https://example.com:8443") == "Host: example.com:8443"
+    assert host("http://[::1]:8080") == "Host: [::1]:8080"
