@@ -13,6 +13,7 @@ scrape time. Without the gateway, read `REGISTRY.samples()` or `render_prometheu
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass
 
@@ -97,5 +98,5 @@ def publish(registry: GaugeRegistry = REGISTRY) -> bool:
     except ImportError:
         return False
     for name, (_kind, text) in HELP.items():
-        gauges.register(name, lambda name=name: registry.series(name), help=text)
+        gauges.register(name, functools.partial(registry.series, name), help=text)
     return True

@@ -7,6 +7,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
+def _free_only() -> dict[str, object]:
+    return {"free_only": True}
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -35,7 +38,7 @@ class BudgetSettings(_Strict):
     per_api_key_daily_usd: float | None = Field(default=None, ge=0)
     on_exceed: Literal["downgrade", "block"] = "downgrade"
     #: Constraints added to a downgraded request; the router keeps it on free tiers.
-    downgrade_constraints: dict[str, object] = Field(default_factory=lambda: {"free_only": True})
+    downgrade_constraints: dict[str, object] = Field(default_factory=_free_only)
     #: IANA zone whose midnight ends a day.
     timezone: str = "UTC"
     #: Output tokens assumed when a request sets no `max_tokens` (prices the estimate).

@@ -87,7 +87,7 @@ class GpuPoller:
             if not explicit and p.tier not in s.tiers:
                 continue
             kind = (getattr(p, "kind", "") or "").lower()
-            source = cfg.source
+            source: str = cfg.source
             if source == "auto":
                 source = ("vllm" if cfg.metrics_url or "vllm" in kind else
                           "ollama" if cfg.ps_url or "ollama" in kind else
@@ -174,14 +174,13 @@ class GpuPoller:
                     if stats is None:
                         raise ValueError("no vllm:num_requests_* samples in /metrics")
                     loads.append(stats.load(t.cfg.max_running, t.cfg.max_waiting))
+                    details.append(stats.detail())
                 else:
                     ps = parse_ollama_ps(resp.json())
                     vram = t.cfg.vram_bytes or (sum(g.memory_total for g in self._gpus(t, gpus)) or None)
                     if (load := ps.load(vram)) is not None:
                         loads.append(load)
                     details.append(ps.detail())
-                if t.source == "vllm":
-                    details.append(stats.detail())
                 if t.provider in self._down:
                     self._down.discard(t.provider)
                     log.warning("gpu signal: endpoint is back", provider=t.provider, url=t.url)

@@ -121,9 +121,10 @@ class Nvml:
     def open(cls, module: Any = None) -> Nvml:
         if module is None:
             try:
-                import pynvml as module  # noqa: PLC0415 - imported lazily: most hosts have no GPU
+                import pynvml  # noqa: PLC0415 - imported lazily: most hosts have no GPU
             except ImportError:
                 return cls(reason="nvidia-ml-py is not installed")
+            module = pynvml
         try:
             module.nvmlInit()
             count = int(module.nvmlDeviceGetCount())
