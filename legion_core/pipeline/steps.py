@@ -343,10 +343,13 @@ DEFAULT_STEPS: tuple[type[Step], ...] = (
 
 # ====================================================================== helpers
 def candidates_of(decision: RoutingDecision) -> list[CandidateScore]:
-    """Viable candidates, the chosen one first."""
-    viable = decision.viable()
-    first = [c for c in viable if c.provider == decision.provider and c.model == decision.model]
-    rest = [c for c in viable if c not in first]
+    """Viable candidates, the chosen one first (one pass: comparing candidates by value was a
+    pydantic `__eq__` per candidate, ten of them for `legion/auto` over one catalog)."""
+    provider, model = decision.provider, decision.model
+    first: list[CandidateScore] = []
+    rest: list[CandidateScore] = []
+    for c in decision.viable():
+        (first if c.provider == provider and c.model == model else rest).append(c)
     if not first and decision.provider and decision.model:
         first = [CandidateScore(provider=decision.provider, model=decision.model,
                                 tier=decision.tier or "", rule=decision.rule)]

@@ -93,6 +93,11 @@ def test_candidates_of_puts_the_choice_first():
     cands.append(CandidateScore(provider="w", model="m", tier="local", dropped="circuit open"))
     d = RoutingDecision(provider="y", model="m", tier="local", candidates=cands)
     assert [c.provider for c in candidates_of(d)] == ["y", "x", "z"]
+    # the chosen model listed twice (two tiers): the first listing leads, the other keeps its place at the end
+    twice = [*cands[:3], CandidateScore(provider="y", model="m", tier="fleet")]
+    d = RoutingDecision(provider="y", model="m", tier="local", candidates=twice)
+    assert [(c.provider, c.tier) for c in candidates_of(d)] == [("y", "local"), ("x", "local"), ("z", "local"),
+                                                                ("y", "fleet")]
 
 
 def test_compress_step_prefers_the_request_level():
