@@ -161,7 +161,7 @@ async def test_a_slow_but_steady_answer_is_not_a_read_timeout(server):
     pool = Http1Pool(server.url, read_timeout=0.1)
     with pytest.raises(ReadTimeout):  # nothing at all for longer than the read timeout
         await pool.post("/p", BODY)
-    pool2 = Http1Pool(server.url, read_timeout=0.5)
+    pool2 = Http1Pool(server.url, read_timeout=2.0)
     server.queue(Reply(answer(), delay=0.15))
     assert (await pool2.post("/p", BODY))[0] == 200
     await pool.aclose()
@@ -228,14 +228,14 @@ EV1, EV2 = b'data: {"n": 1}\n\n', b'data: {"n": 2}\n\ndata: [DONE]\n\n'
 
 
 async def test_a_stream_delivers_each_event_as_it_arrives_and_then_reuses_the_connection(server):
-    server.queue(Reply(sse_head() + chunk(EV1), then=[(0.3, chunk(EV2) + chunk(b""))]))
+    server.queue(Reply(sse_head() + chunk(EV1), then=[(0.6, chunk(EV2) + chunk(b""))]))
     pool = Http1Pool(server.url)
     resp = await pool.stream("/p", BODY)
     assert resp.status == 200 and resp.headers["content-type"] == "text/event-stream"
     loop = asyncio.get_running_loop()
     t0 = loop.time()
     first = await resp.content.readany()
-    assert first == EV1 and loop.time() - t0 < 0.2, "the first event waited for the rest"
+    assert first == EV1 and loop.time() - t0 < 0.4, "the first event waited for the rest"
     rest = b"".join([c async for c in resp.content.iter_any()])
     assert rest == EV2 and resp.content.at_eof()
     resp.release()
