@@ -182,7 +182,7 @@ class _Connection(asyncio.Protocol):
             return
         try:
             answer = (self.status, _header_map(self.headers), _decode(self.headers, self.body))
-        except (zlib.error, ValueError) as e:
+        except (zlib.error, MalformedResponse) as e:
             self.closed = True
             self._fail(MalformedResponse(f"the upstream's answer could not be decoded: {e}"))
             return
@@ -351,35 +351,37 @@ def _header_map(raw: list[tuple[bytes, bytes]]) -> CIMultiDict[str]:
     return CIMultiDict([(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw])
 
 
-def _decode(headers: list[tuple[bytes, bytes]], body: list[bytes]) -> bytes:
-    raw = body[0] if len(body) == 1 else b"".join(body)
+def _wbits(headers: list[tuple[bytes, bytes]]) -> int | None:
+    """zlib's `wbits` for the answer's Content-Encoding (gzip or deflate), None for identity."""
     for name, value in headers:
         if name.lower() == b"content-encoding":
             enc = value.strip().lower()
             if enc in (b"gzip", b"x-gzip"):
-                return zlib.decompress(raw, 16 + zlib.MAX_WBITS)
+                return 16 + zlib.MAX_WBITS
             if enc == b"deflate":
-                try:
-                    return zlib.decompress(raw)
-                except zlib.error:
-                    return zlib.decompress(raw, -zlib.MAX_WBITS)  # raw deflate, as some servers send
+                return zlib.MAX_WBITS
             if enc not in (b"", b"identity"):
-                raise ValueError(f"unsupported content-encoding {enc.decode('latin-1')!r}")
-    return raw
+                raise MalformedResponse(f"unsupported content-encoding {enc.decode('latin-1')!r}")
+    return None
+
+
+def _decode(headers: list[tuple[bytes, bytes]], body: list[bytes]) -> bytes:
+    raw = body[0] if len(body) == 1 else b"".join(body)
+    wbits = _wbits(headers)
+    if wbits is None:
+        return raw
+    try:
+        return zlib.decompress(raw, wbits)
+    except zlib.error:
+        if wbits != zlib.MAX_WBITS:
+            raise
+        return zlib.decompress(raw, -zlib.MAX_WBITS)  # raw deflate, as some servers send
 
 
 def _decoder(headers: list[tuple[bytes, bytes]]) -> Any:
     """An incremental decoder for a compressed stream, or None."""
-    for name, value in headers:
-        if name.lower() == b"content-encoding":
-            enc = value.strip().lower()
-            if enc in (b"gzip", b"x-gzip"):
-                return zlib.decompressobj(16 + zlib.MAX_WBITS)
-            if enc == b"deflate":
-                return zlib.decompressobj()
-            if enc not in (b"", b"identity"):
-                raise MalformedResponse(f"unsupported content-encoding {enc.decode('latin-1')!r}")
-    return None
+    wbits = _wbits(headers)
+    return None if wbits is None else zlib.decompressobj(wbits)
 
 
 def _check_header(name: str, value: str) -> None:
@@ -444,10 +446,8 @@ class Http1Pool:
         conn, _ = await self._send(path, body, headers, streaming=True)
         try:
             return StreamResponse(self, conn)
-        except BaseException:
-            conn.abort()
-            conn.end_exchange()
-            self._release(conn)
+        except BaseException:  # an encoding it cannot decode
+            self._discard(conn)
             raise
 
     async def _send(self, path: str, body: bytes, headers: dict[str, str] | None,
@@ -460,23 +460,18 @@ class Http1Pool:
         try:
             return conn, await conn.exchange(head, body, self.read_timeout, streaming)
         except UpstreamClosed:
-            conn.end_exchange()
-            self._release(conn)
+            self._discard(conn)
             if not reused or conn.got_data:
                 raise
             # an idle connection the upstream had closed as we sent: once more, on a new one
         except BaseException:  # cancelled, timed out, broken: the connection cannot be reused
-            conn.abort()
-            conn.end_exchange()
-            self._release(conn)
+            self._discard(conn)
             raise
         conn = await self._connect()
         try:
             return conn, await conn.exchange(head, body, self.read_timeout, streaming)
         except BaseException:
-            conn.abort()
-            conn.end_exchange()
-            self._release(conn)
+            self._discard(conn)
             raise
 
     def _head(self, path: str, headers: dict[str, str] | None, length: int) -> bytes:
@@ -547,6 +542,12 @@ class Http1Pool:
             self._wake()
             raise
         return conn
+
+    def _discard(self, conn: _Connection) -> None:
+        """An exchange that failed: its connection is closed, not reused."""
+        conn.abort()
+        conn.end_exchange()
+        self._release(conn)
 
     def _release(self, conn: _Connection) -> None:
         """The exchange is over: the connection goes back to the idle list, or is closed."""

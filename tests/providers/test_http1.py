@@ -89,6 +89,18 @@ async def test_compressed_answers_are_decoded(server, encoding):
     await pool.aclose()
 
 
+async def test_raw_deflate_is_read_and_an_unknown_encoding_is_a_malformed_answer(server):
+    plain = b'{"text": "Wednesday"}'
+    z = zlib.compressobj(wbits=-zlib.MAX_WBITS)  # deflate without the zlib header, as some servers send
+    server.queue(Reply(answer(z.compress(plain) + z.flush(), headers={"Content-Encoding": "deflate"})),
+                 Reply(answer(b"\x00\x01", headers={"Content-Encoding": "br"})))
+    pool = Http1Pool(server.url)
+    assert (await pool.post("/p", BODY))[2] == plain
+    with pytest.raises(MalformedResponse, match="br"):
+        await pool.post("/p", BODY)
+    await pool.aclose()
+
+
 async def test_an_interim_100_answer_is_skipped(server):
     server.queue(Reply(b"HTTP/1.1 100 Continue\r\n\r\n" + answer(b'{"n": 1}')))
     pool = Http1Pool(server.url)
