@@ -17,6 +17,14 @@ from legion_core.testing.fakes.raw import RawHTTPServer, Reply, answer
 BODY = b'{"model": "m", "messages": []}'
 
 
+async def client_gone(server: RawHTTPServer, seconds: float = 1.0) -> None:
+    """Wait (a little) for the server to see its client close the connection."""
+    for _ in range(int(seconds / 0.02)):
+        if server.client_closed:
+            return
+        await asyncio.sleep(0.02)
+
+
 @pytest.fixture
 def server():
     with RawHTTPServer() as s:
@@ -160,10 +168,7 @@ async def test_a_stalled_upstream_hits_the_read_timeout_and_the_connection_is_cl
         await pool.post("/p", BODY)
     assert isinstance(e.value, TRANSPORT_ERRORS)
     assert isinstance(transport_error(e.value, "up"), ProviderTimeout)
-    for _ in range(50):
-        if server.client_closed:
-            break
-        await asyncio.sleep(0.02)
+    await client_gone(server)
     assert server.client_closed == 1
     await pool.aclose()
 
@@ -189,10 +194,7 @@ async def test_cancelling_a_call_closes_its_connection(server):
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    for _ in range(50):
-        if server.client_closed:
-            break
-        await asyncio.sleep(0.02)
+    await client_gone(server)
     assert server.client_closed == 1 and pool.open_connections == 0
     assert (await pool.post("/p", BODY))[0] == 200
     await pool.aclose()
@@ -263,10 +265,7 @@ async def test_a_stream_released_early_closes_its_connection(server):
     resp = await pool.stream("/p", BODY)
     assert await resp.content.readany() == EV1
     resp.release()
-    for _ in range(50):
-        if server.client_closed:
-            break
-        await asyncio.sleep(0.02)
+    await client_gone(server)
     assert server.client_closed == 1 and pool.open_connections == 0
     assert (await pool.post("/p", BODY))[0] == 200
     await pool.aclose()
