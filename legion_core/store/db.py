@@ -88,16 +88,24 @@ def cache_k64(key: str) -> int:
 @migration
 def m006_cache_integer_index(db: sqlite_utils.Database) -> None:
     # rows are appended in rowid order; only the small integer index takes random inserts
-    db.conn.create_function("legion_cache_k64", 1, cache_k64, deterministic=True)
-    db.execute("CREATE TABLE cache_new (k64 INTEGER, key TEXT, response TEXT, created FLOAT, "
-               "expires FLOAT, hits INTEGER)")
-    db.execute("INSERT INTO cache_new (k64, key, response, created, expires, hits) "
-               "SELECT legion_cache_k64(key), key, response, created, expires, hits FROM cache "
-               "ORDER BY created")
-    db.execute("DROP TABLE cache")
-    db.execute("ALTER TABLE cache_new RENAME TO cache")
-    db.execute("DELETE FROM cache WHERE rowid NOT IN (SELECT max(rowid) FROM cache GROUP BY k64)")
-    db.execute("CREATE UNIQUE INDEX cache_k64 ON cache (k64)")
+    # one transaction: a process stopped half-way leaves the old table, and the next start redoes it
+    conn = db.conn
+    conn.create_function("legion_cache_k64", 1, cache_k64, deterministic=True)
+    conn.execute("BEGIN")
+    try:
+        conn.execute("CREATE TABLE cache_new (k64 INTEGER, key TEXT, response TEXT, created FLOAT, "
+                     "expires FLOAT, hits INTEGER)")
+        conn.execute("INSERT INTO cache_new (k64, key, response, created, expires, hits) "
+                     "SELECT legion_cache_k64(key), key, response, created, expires, hits FROM cache "
+                     "ORDER BY created")
+        conn.execute("DROP TABLE cache")
+        conn.execute("ALTER TABLE cache_new RENAME TO cache")
+        conn.execute("DELETE FROM cache WHERE rowid NOT IN (SELECT max(rowid) FROM cache GROUP BY k64)")
+        conn.execute("CREATE UNIQUE INDEX cache_k64 ON cache (k64)")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 class Store:

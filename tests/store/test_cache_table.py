@@ -65,3 +65,32 @@ def test_m006_moves_a_text_keyed_cache_to_the_integer_index(tmp_path, monkeypatc
     c.close()
     new.close()
     assert "m006_cache_integer_index" in {r["name"] for r in sqlite_utils.Database(path)["_migrations"].rows}
+
+
+def test_m006_is_all_or_nothing(tmp_path, monkeypatch):
+    """A failure half-way leaves the text-keyed table as it was, ready for the next start."""
+    path = tmp_path / "old.db"
+    monkeypatch.setattr(dbmod, "MIGRATIONS", [m for m in MIGRATIONS if m.__name__ < "m006"])
+    old = Store(path)
+    old.conn.execute("INSERT INTO cache (key, response, created, expires, hits) VALUES (?, ?, ?, ?, ?)",
+                     (HEX_A, resp("A").model_dump_json(), 1.0, None, 0))
+    old.close()
+
+    def broken(key: str) -> int:
+        raise RuntimeError("interrupted")
+
+    monkeypatch.setattr(dbmod, "MIGRATIONS", MIGRATIONS)
+    monkeypatch.setattr(dbmod, "cache_k64", broken)
+    try:
+        Store(path)
+    except Exception:  # noqa: BLE001 - sqlite3 reports the user function's failure its own way
+        pass
+    with sqlite3.connect(path) as raw:
+        cols = [r[1] for r in raw.execute("PRAGMA table_info(cache)")]
+        assert cols[0] == "key" and raw.execute("SELECT count(*) FROM cache").fetchone()[0] == 1
+        assert raw.execute("SELECT count(*) FROM sqlite_master WHERE name = 'cache_new'").fetchone()[0] == 0
+    monkeypatch.undo()
+    monkeypatch.setattr(dbmod, "MIGRATIONS", MIGRATIONS)
+    again = Store(path)
+    assert ResponseCache(again, CacheSettings()).get(HEX_A).text == "A"
+    again.close()
