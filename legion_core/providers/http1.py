@@ -123,12 +123,6 @@ class _Connection(asyncio.Protocol):
         self._fail(UpstreamClosed("the upstream closed the connection before its answer was complete"
                                   + detail))
 
-    def pause_writing(self) -> None:  # a large request body: asyncio buffers it for us
-        pass
-
-    def resume_writing(self) -> None:
-        pass
-
     # ------------------------------------------------------------ parser callbacks (httptools)
     def on_message_begin(self) -> None:
         self.headers = []

@@ -57,7 +57,7 @@ def answer(body: bytes = b'{"ok": true}', status: int = 200, headers: dict[str, 
         h["Transfer-Encoding"] = "chunked"
         half = len(body) // 2
         parts = [p for p in (body[:half], body[half:]) if p]
-        payload = b"".join(b"%x\r\n%b\r\n" % (len(p), p) for p in parts) + b"0\r\n\r\n"
+        payload = b"".join(chunk(p) for p in parts) + chunk(b"")
     else:
         if length:
             h["Content-Length"] = str(len(body))
